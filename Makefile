@@ -1,0 +1,55 @@
+# The two commands the README opens with: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/budget_ledger
+REDIS_URL_TEST ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run test lint types layers schema check lock bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.lock | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	touch $@
+
+install: $(VENV)/.installed
+
+# Embedded default: SQLite, tasks in process, demo data, admin login printed.
+run: install
+	DJANGO_DEBUG=1 $(BIN)/python manage.py migrate --no-input
+	DJANGO_DEBUG=1 $(BIN)/python manage.py demo_data
+	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# The whole suite against PostgreSQL and Redis on their default local ports.
+test: install
+	DJANGO_DEBUG=1 DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(REDIS_URL_TEST) \
+		$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: install
+	DJANGO_DEBUG=1 $(BIN)/mypy .
+
+layers: install
+	$(BIN)/lint-imports
+
+schema: install
+	DJANGO_DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
+	DJANGO_DEBUG=1 $(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
+
+check: test lint types layers schema
+
+lock:
+	$(BIN)/pip freeze --exclude-editable | sed '1i # Exact pins of every dependency, transitive ones included. Regenerate with `make lock`.' > requirements.lock
+
+bench: install
+	DJANGO_DEBUG=1 DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python bench/ledger.py
+
+clean:
+	rm -rf $(VENV) db.sqlite3 .pytest_cache .mypy_cache .ruff_cache
