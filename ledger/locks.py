@@ -17,7 +17,9 @@ from django.db import connection
 
 def skip_locked_clause() -> str:
     """``FOR UPDATE SKIP LOCKED`` where the database has row locks (PostgreSQL), else ''."""
-    return " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    return (
+        " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    )
 
 
 def row_lock_clause() -> str:

@@ -116,7 +116,7 @@ class Account(models.Model):
 
     @property
     def available(self) -> int:
-        """Micro-units that can still be debited: credits − posted debits − held debits."""
+        """Micro-units that can still be debited: credits - posted debits - held debits."""
         return self.credits_posted - self.debits_posted - self.debits_pending
 
     @property
@@ -162,7 +162,8 @@ class Transfer(models.Model):
     )
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Holds only.")
     idempotency_namespace = models.CharField(max_length=100, default="", blank=True)
-    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    # NULL, not '', means "no key": the unique constraint must ignore unkeyed transfers.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     request_digest = models.CharField(
         max_length=64, default="", blank=True, help_text="SHA-256 of the keyed request."
     )
@@ -277,7 +278,9 @@ class OpenHold(models.Model):
     class Meta:
         indexes = [models.Index(fields=["expires_at"], name="ledger_openhold_expiry")]
         constraints = [
-            models.CheckConstraint(name="ledger_openhold_amount_positive", condition=Q(amount__gt=0))
+            models.CheckConstraint(
+                name="ledger_openhold_amount_positive", condition=Q(amount__gt=0)
+            )
         ]
 
     def __str__(self) -> str:

@@ -13,7 +13,7 @@ _QUANTUM = Decimal("0.000001")
 
 
 def to_micros(amount: Decimal | str | int) -> int:
-    """Exact micro-units of a decimal amount. Raises InvalidAmountError on floats or excess digits."""
+    """Exact micro-units of a decimal amount. Raises InvalidAmountError (floats, >6 places)."""
     if isinstance(amount, float):
         raise InvalidAmountError("Amounts must be decimals, never floats.")
     try:

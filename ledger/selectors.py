@@ -9,7 +9,13 @@ from django.db import connection
 
 from ledger.models import Account, OpenHold, Transfer, TransferCode, TransferPhase
 
-_COUNTERS = ("debits_posted", "credits_posted", "debits_pending", "credits_pending", "overage_posted")
+_COUNTERS = (
+    "debits_posted",
+    "credits_posted",
+    "debits_pending",
+    "credits_pending",
+    "overage_posted",
+)
 
 
 def account_get(*, account_id: int) -> Account | None:
@@ -35,7 +41,7 @@ class VerifyReport:
 def ledger_verify() -> VerifyReport:
     """Recompute the books from the transfers and compare them with what is stored.
 
-    Checks invariants 1–5 of ledger/models.py plus the shape of holds, resolutions and
+    Checks invariants 1-5 of ledger/models.py plus the shape of holds, resolutions and
     reversals. Reads in one REPEATABLE READ snapshot on PostgreSQL, so it can run beside
     live traffic.
     """

@@ -128,7 +128,9 @@ def transfer_create(
 
     def execute() -> Transfer:
         _move(
-            _Move(debit_account_id, debits_posted=amount, overage_posted=amount if is_overage else 0),
+            _Move(
+                debit_account_id, debits_posted=amount, overage_posted=amount if is_overage else 0
+            ),
             debit_check=_Check(
                 currency=currency,
                 requires_open=code not in CLOSED_ACCOUNT_DEBIT_CODES,
@@ -327,7 +329,11 @@ def hold_void(
     Raises TransferNotFoundError, NotAHoldError, HoldAlreadyResolvedError.
     """
     return _hold_resolve(
-        hold_id=hold_id, phase=TransferPhase.VOID, amount=None, metadata=dict(metadata or {}), actor=actor
+        hold_id=hold_id,
+        phase=TransferPhase.VOID,
+        amount=None,
+        metadata=dict(metadata or {}),
+        actor=actor,
     )
 
 
@@ -497,8 +503,8 @@ class _Request:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class _KeyTaken(Exception):  # noqa: N818 (control flow, not an error a caller sees)
-    """The key already holds an outcome; roll back and replay it."""
+class _KeyTaken(Exception):
+    """The key already holds an outcome; roll back and replay it (never seen by callers)."""
 
 
 def _run_keyed(*, request: _Request, execute: Callable[[], Transfer]) -> Transfer:
@@ -542,6 +548,7 @@ def _run_keyed_refused(*, request: _Request, execute: Callable[[], Transfer]) ->
                 if error.code not in REMEMBERED_REFUSALS:
                     raise
                 refusal = error
+                assert request.key is not None
                 Refusal.objects.create(
                     idempotency_namespace=request.namespace,
                     idempotency_key=request.key,

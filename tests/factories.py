@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import factory
+from factory.base import Factory
+from factory.declarations import Sequence
 
 from ledger.models import Account, AccountKind, Transfer, TransferCode
 from ledger.services import account_create, transfer_create
 
 
-class AccountFactory(factory.Factory):  # type: ignore[misc]
+class AccountFactory(Factory[Account]):
     class Meta:
         model = Account
 
-    name = factory.Sequence(lambda n: f"account {n}")
+    name = Sequence(lambda n: f"account {n}")  # type: ignore[no-untyped-call]
     currency = "USD"
     kind = AccountKind.POOL
     is_limited = True
@@ -29,9 +30,19 @@ class SystemAccountFactory(AccountFactory):
     is_limited = False
 
 
+def pool_account(**overrides: Any) -> Account:
+    """A limited pool account (USD unless told otherwise)."""
+    return AccountFactory.create(**overrides)
+
+
+def system_account(**overrides: Any) -> Account:
+    """An unlimited system account (funding, spend)."""
+    return SystemAccountFactory.create(**overrides)
+
+
 def fund(account: Account, amount: int, *, source: Account | None = None) -> Transfer:
     """Move ``amount`` into ``account`` from an unlimited system account (created if absent)."""
-    source = source or SystemAccountFactory(name="funding", currency=account.currency)
+    source = source or system_account(name="funding", currency=account.currency)
     return transfer_create(
         debit_account_id=source.pk,
         credit_account_id=account.pk,

@@ -6,128 +6,379 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Account',
+            name="Account",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text="Human label, e.g. 'pool acme/2026-Q4'.", max_length=200)),
-                ('currency', models.CharField(help_text='ISO 4217 code.', max_length=3)),
-                ('kind', models.CharField(choices=[('pool', 'Pool'), ('system', 'System')], max_length=16)),
-                ('is_limited', models.BooleanField(default=False, help_text='Debits (posted + pending) may not exceed posted credits.')),
-                ('is_closed', models.BooleanField(default=False, help_text='Refuses new transfers and holds; open holds still resolve.')),
-                ('debits_posted', models.BigIntegerField(default=0)),
-                ('credits_posted', models.BigIntegerField(default=0)),
-                ('debits_pending', models.BigIntegerField(default=0)),
-                ('credits_pending', models.BigIntegerField(default=0)),
-                ('overage_posted', models.BigIntegerField(default=0, help_text='Part of debits_posted recorded as overage (may overdraw).')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="Human label, e.g. 'pool acme/2026-Q4'.", max_length=200
+                    ),
+                ),
+                ("currency", models.CharField(help_text="ISO 4217 code.", max_length=3)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("pool", "Pool"), ("system", "System")], max_length=16
+                    ),
+                ),
+                (
+                    "is_limited",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Debits (posted + pending) may not exceed posted credits.",
+                    ),
+                ),
+                (
+                    "is_closed",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Refuses new transfers and holds; open holds still resolve.",
+                    ),
+                ),
+                ("debits_posted", models.BigIntegerField(default=0)),
+                ("credits_posted", models.BigIntegerField(default=0)),
+                ("debits_pending", models.BigIntegerField(default=0)),
+                ("credits_pending", models.BigIntegerField(default=0)),
+                (
+                    "overage_posted",
+                    models.BigIntegerField(
+                        default=0,
+                        help_text="Part of debits_posted recorded as overage (may overdraw).",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'constraints': [models.CheckConstraint(condition=models.Q(('debits_posted__gte', 0), ('credits_posted__gte', 0), ('debits_pending__gte', 0), ('credits_pending__gte', 0), ('overage_posted__gte', 0)), name='ledger_account_counters_non_negative'), models.CheckConstraint(condition=models.Q(('overage_posted__lte', models.F('debits_posted'))), name='ledger_account_overage_within_debits'), models.CheckConstraint(condition=models.Q(('is_limited', False), ('debits_posted__lte', django.db.models.expressions.CombinedExpression(django.db.models.expressions.CombinedExpression(models.F('credits_posted'), '+', models.F('overage_posted')), '-', models.F('debits_pending'))), _connector='OR'), name='ledger_account_limited_not_overdrawn'), models.CheckConstraint(condition=models.Q(('currency__regex', '^[A-Z]{3}$')), name='ledger_account_currency_iso')],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("debits_posted__gte", 0),
+                            ("credits_posted__gte", 0),
+                            ("debits_pending__gte", 0),
+                            ("credits_pending__gte", 0),
+                            ("overage_posted__gte", 0),
+                        ),
+                        name="ledger_account_counters_non_negative",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("overage_posted__lte", models.F("debits_posted"))),
+                        name="ledger_account_overage_within_debits",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("is_limited", False),
+                            (
+                                "debits_posted__lte",
+                                django.db.models.expressions.CombinedExpression(
+                                    django.db.models.expressions.CombinedExpression(
+                                        models.F("credits_posted"), "+", models.F("overage_posted")
+                                    ),
+                                    "-",
+                                    models.F("debits_pending"),
+                                ),
+                            ),
+                            _connector="OR",
+                        ),
+                        name="ledger_account_limited_not_overdrawn",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("currency__regex", "^[A-Z]{3}$")),
+                        name="ledger_account_currency_iso",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Transfer',
+            name="Transfer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('amount', models.BigIntegerField(help_text='Micro-units of the currency.')),
-                ('currency', models.CharField(max_length=3)),
-                ('code', models.CharField(choices=[('funding', 'Funding'), ('allocation', 'Allocation'), ('transfer', 'Transfer'), ('exemption_grant', 'Exemption grant'), ('exemption_clawback', 'Exemption clawback'), ('spend', 'Spend'), ('overage', 'Overage'), ('sweep', 'Sweep'), ('rollover', 'Rollover'), ('lapse', 'Lapse'), ('reversal', 'Reversal')], max_length=32)),
-                ('phase', models.CharField(choices=[('posted', 'Posted'), ('pending', 'Pending (hold)'), ('post', 'Post of a hold'), ('void', 'Void of a hold'), ('expire', 'Expiry of a hold')], max_length=16)),
-                ('expires_at', models.DateTimeField(blank=True, help_text='Holds only.', null=True)),
-                ('idempotency_namespace', models.CharField(blank=True, default='', max_length=100)),
-                ('idempotency_key', models.CharField(blank=True, max_length=200, null=True)),
-                ('request_digest', models.CharField(blank=True, default='', help_text='SHA-256 of the keyed request.', max_length=64)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('actor', models.CharField(blank=True, default='', max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('credit_account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='credit_transfers', to='ledger.account')),
-                ('debit_account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='debit_transfers', to='ledger.account')),
-                ('pending', models.ForeignKey(blank=True, help_text='The hold this transfer resolves.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='resolutions', to='ledger.transfer')),
-                ('reverses', models.ForeignKey(blank=True, help_text='The posted transfer this one undoes.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='reversals', to='ledger.transfer')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("amount", models.BigIntegerField(help_text="Micro-units of the currency.")),
+                ("currency", models.CharField(max_length=3)),
+                (
+                    "code",
+                    models.CharField(
+                        choices=[
+                            ("funding", "Funding"),
+                            ("allocation", "Allocation"),
+                            ("transfer", "Transfer"),
+                            ("exemption_grant", "Exemption grant"),
+                            ("exemption_clawback", "Exemption clawback"),
+                            ("spend", "Spend"),
+                            ("overage", "Overage"),
+                            ("sweep", "Sweep"),
+                            ("rollover", "Rollover"),
+                            ("lapse", "Lapse"),
+                            ("reversal", "Reversal"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "phase",
+                    models.CharField(
+                        choices=[
+                            ("posted", "Posted"),
+                            ("pending", "Pending (hold)"),
+                            ("post", "Post of a hold"),
+                            ("void", "Void of a hold"),
+                            ("expire", "Expiry of a hold"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "expires_at",
+                    models.DateTimeField(blank=True, help_text="Holds only.", null=True),
+                ),
+                ("idempotency_namespace", models.CharField(blank=True, default="", max_length=100)),
+                ("idempotency_key", models.CharField(blank=True, max_length=200, null=True)),
+                (
+                    "request_digest",
+                    models.CharField(
+                        blank=True,
+                        default="",
+                        help_text="SHA-256 of the keyed request.",
+                        max_length=64,
+                    ),
+                ),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("actor", models.CharField(blank=True, default="", max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "credit_account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="credit_transfers",
+                        to="ledger.account",
+                    ),
+                ),
+                (
+                    "debit_account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="debit_transfers",
+                        to="ledger.account",
+                    ),
+                ),
+                (
+                    "pending",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The hold this transfer resolves.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="resolutions",
+                        to="ledger.transfer",
+                    ),
+                ),
+                (
+                    "reverses",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The posted transfer this one undoes.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="reversals",
+                        to="ledger.transfer",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Refusal',
+            name="Refusal",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('idempotency_namespace', models.CharField(blank=True, default='', max_length=100)),
-                ('idempotency_key', models.CharField(max_length=200)),
-                ('request_digest', models.CharField(max_length=64)),
-                ('code', models.CharField(max_length=64)),
-                ('message', models.TextField()),
-                ('details', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("idempotency_namespace", models.CharField(blank=True, default="", max_length=100)),
+                ("idempotency_key", models.CharField(max_length=200)),
+                ("request_digest", models.CharField(max_length=64)),
+                ("code", models.CharField(max_length=64)),
+                ("message", models.TextField()),
+                ("details", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('idempotency_namespace', 'idempotency_key'), name='ledger_refusal_idempotency_key_unique')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("idempotency_namespace", "idempotency_key"),
+                        name="ledger_refusal_idempotency_key_unique",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='OpenHold',
+            name="OpenHold",
             fields=[
-                ('hold', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, primary_key=True, related_name='open_hold', serialize=False, to='ledger.transfer')),
-                ('amount', models.BigIntegerField()),
-                ('currency', models.CharField(max_length=3)),
-                ('code', models.CharField(choices=[('funding', 'Funding'), ('allocation', 'Allocation'), ('transfer', 'Transfer'), ('exemption_grant', 'Exemption grant'), ('exemption_clawback', 'Exemption clawback'), ('spend', 'Spend'), ('overage', 'Overage'), ('sweep', 'Sweep'), ('rollover', 'Rollover'), ('lapse', 'Lapse'), ('reversal', 'Reversal')], max_length=32)),
-                ('expires_at', models.DateTimeField()),
-                ('credit_account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='ledger.account')),
-                ('debit_account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='ledger.account')),
+                (
+                    "hold",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        primary_key=True,
+                        related_name="open_hold",
+                        serialize=False,
+                        to="ledger.transfer",
+                    ),
+                ),
+                ("amount", models.BigIntegerField()),
+                ("currency", models.CharField(max_length=3)),
+                (
+                    "code",
+                    models.CharField(
+                        choices=[
+                            ("funding", "Funding"),
+                            ("allocation", "Allocation"),
+                            ("transfer", "Transfer"),
+                            ("exemption_grant", "Exemption grant"),
+                            ("exemption_clawback", "Exemption clawback"),
+                            ("spend", "Spend"),
+                            ("overage", "Overage"),
+                            ("sweep", "Sweep"),
+                            ("rollover", "Rollover"),
+                            ("lapse", "Lapse"),
+                            ("reversal", "Reversal"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("expires_at", models.DateTimeField()),
+                (
+                    "credit_account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="ledger.account",
+                    ),
+                ),
+                (
+                    "debit_account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="ledger.account",
+                    ),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='transfer',
-            index=models.Index(fields=['code', 'created_at'], name='ledger_transfer_code_created'),
+            model_name="transfer",
+            index=models.Index(fields=["code", "created_at"], name="ledger_transfer_code_created"),
         ),
         migrations.AddConstraint(
-            model_name='transfer',
-            constraint=models.CheckConstraint(condition=models.Q(('amount__gt', 0), models.Q(('amount', 0), ('phase', 'post')), _connector='OR'), name='ledger_transfer_amount_positive'),
+            model_name="transfer",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("amount__gt", 0), models.Q(("amount", 0), ("phase", "post")), _connector="OR"
+                ),
+                name="ledger_transfer_amount_positive",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transfer',
-            constraint=models.CheckConstraint(condition=models.Q(('debit_account', models.F('credit_account')), _negated=True), name='ledger_transfer_distinct_accounts'),
+            model_name="transfer",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("debit_account", models.F("credit_account")), _negated=True),
+                name="ledger_transfer_distinct_accounts",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transfer',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('pending__isnull', False), ('phase__in', ('post', 'void', 'expire'))), models.Q(models.Q(('phase__in', ('post', 'void', 'expire')), _negated=True), ('pending__isnull', True)), _connector='OR'), name='ledger_transfer_resolution_has_pending'),
+            model_name="transfer",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("pending__isnull", False), ("phase__in", ("post", "void", "expire"))),
+                    models.Q(
+                        models.Q(("phase__in", ("post", "void", "expire")), _negated=True),
+                        ("pending__isnull", True),
+                    ),
+                    _connector="OR",
+                ),
+                name="ledger_transfer_resolution_has_pending",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transfer',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('expires_at__isnull', False), ('phase', 'pending')), models.Q(models.Q(('phase', 'pending'), _negated=True), ('expires_at__isnull', True)), _connector='OR'), name='ledger_transfer_hold_has_expiry'),
+            model_name="transfer",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("expires_at__isnull", False), ("phase", "pending")),
+                    models.Q(
+                        models.Q(("phase", "pending"), _negated=True), ("expires_at__isnull", True)
+                    ),
+                    _connector="OR",
+                ),
+                name="ledger_transfer_hold_has_expiry",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transfer',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('code', 'overage'), _negated=True), ('phase', 'posted'), _connector='OR'), name='ledger_transfer_overage_is_posted'),
+            model_name="transfer",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("code", "overage"), _negated=True),
+                    ("phase", "posted"),
+                    _connector="OR",
+                ),
+                name="ledger_transfer_overage_is_posted",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transfer',
-            constraint=models.CheckConstraint(condition=models.Q(('reverses__isnull', True), ('code', 'reversal'), _connector='OR'), name='ledger_transfer_reversal_code'),
+            model_name="transfer",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("reverses__isnull", True), ("code", "reversal"), _connector="OR"
+                ),
+                name="ledger_transfer_reversal_code",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transfer',
-            constraint=models.UniqueConstraint(condition=models.Q(('pending__isnull', False)), fields=('pending',), name='ledger_transfer_hold_resolves_once'),
+            model_name="transfer",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("pending__isnull", False)),
+                fields=("pending",),
+                name="ledger_transfer_hold_resolves_once",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transfer',
-            constraint=models.UniqueConstraint(condition=models.Q(('reverses__isnull', False)), fields=('reverses',), name='ledger_transfer_reversed_once'),
+            model_name="transfer",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("reverses__isnull", False)),
+                fields=("reverses",),
+                name="ledger_transfer_reversed_once",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transfer',
-            constraint=models.UniqueConstraint(condition=models.Q(('idempotency_key__isnull', False)), fields=('idempotency_namespace', 'idempotency_key'), name='ledger_transfer_idempotency_key_unique'),
+            model_name="transfer",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("idempotency_key__isnull", False)),
+                fields=("idempotency_namespace", "idempotency_key"),
+                name="ledger_transfer_idempotency_key_unique",
+            ),
         ),
         migrations.AddIndex(
-            model_name='openhold',
-            index=models.Index(fields=['expires_at'], name='ledger_openhold_expiry'),
+            model_name="openhold",
+            index=models.Index(fields=["expires_at"], name="ledger_openhold_expiry"),
         ),
         migrations.AddConstraint(
-            model_name='openhold',
-            constraint=models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='ledger_openhold_amount_positive'),
+            model_name="openhold",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount__gt", 0)), name="ledger_openhold_amount_positive"
+            ),
         ),
     ]

@@ -9,19 +9,19 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from ledger.models import Account, Transfer
 from ledger.services import hold_create, hold_post
-from tests.factories import AccountFactory, SystemAccountFactory, counters, fund
+from tests.factories import counters, fund, pool_account, system_account
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("postgres_only")]
 
 
 @pytest.fixture
 def pool() -> Account:
-    account = AccountFactory()
+    account = pool_account()
     fund(account, 1_000)
     return account
 
 
-def execute(sql: str, params: list[object]) -> None:
+def execute(sql: str, params: list[int]) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, params)
 
@@ -45,7 +45,7 @@ def test_database_refuses_to_delete_a_transfer(pool: Account) -> None:
 
 
 def test_database_refuses_a_second_resolution_of_a_hold(pool: Account) -> None:
-    spend = SystemAccountFactory()
+    spend = system_account()
     hold = hold_create(
         debit_account_id=pool.pk, credit_account_id=spend.pk, amount=100, currency="USD",
         timeout=timedelta(minutes=5),
@@ -65,7 +65,7 @@ def test_database_refuses_a_second_resolution_of_a_hold(pool: Account) -> None:
 
 @pytest.mark.parametrize("amount", [0, -5])
 def test_database_refuses_a_non_positive_amount(pool: Account, amount: int) -> None:
-    spend = SystemAccountFactory()
+    spend = system_account()
 
     with pytest.raises(IntegrityError, match="ledger_transfer_amount_positive"):
         execute(
@@ -77,7 +77,7 @@ def test_database_refuses_a_non_positive_amount(pool: Account, amount: int) -> N
 
 
 def test_database_refuses_a_transfer_in_another_currency_than_its_accounts(pool: Account) -> None:
-    spend = SystemAccountFactory()
+    spend = system_account()
 
     with pytest.raises(IntegrityError, match="ledger_transfer_debit_currency"):
         execute(
@@ -99,16 +99,17 @@ def test_database_refuses_to_overdraw_a_limited_account(pool: Account) -> None:
 
 
 def test_database_allows_overdraft_only_as_recorded_overage(pool: Account) -> None:
-    # Counters alone (no transfer behind them) so the books are left unbalanced on purpose
-    # inside a rolled-back savepoint: this proves the CHECK, not the services.
-    with pytest.raises(RuntimeError), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE ledger_account SET debits_posted = 1500, overage_posted = 500 "
-                "WHERE id = %s",
-                [pool.pk],
-            )
-        raise RuntimeError("roll back")
+    # Counters alone (no transfer behind them), inside a savepoint rolled back at once:
+    # this proves the CHECK admits recorded overage, not that the services do.
+    sid = transaction.savepoint()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE ledger_account SET debits_posted = 1500, overage_posted = 500 WHERE id = %s",
+            [pool.pk],
+        )
+        cursor.execute("SELECT debits_posted FROM ledger_account WHERE id = %s", [pool.pk])
+        assert cursor.fetchone() == (1500,)
+    transaction.savepoint_rollback(sid)
 
     assert counters(pool) == (0, 1_000, 0, 0, 0)
 

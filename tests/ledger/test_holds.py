@@ -25,7 +25,7 @@ from ledger.services import (
     holds_expire,
     transfer_create,
 )
-from tests.factories import AccountFactory, SystemAccountFactory, counters, fund
+from tests.factories import counters, fund, pool_account, system_account
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -33,14 +33,14 @@ T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 @pytest.fixture
 def pool() -> Account:
-    account = AccountFactory(name="engineer pool")
+    account = pool_account(name="engineer pool")
     fund(account, 1_000_000)
     return account
 
 
 @pytest.fixture
 def spend() -> Account:
-    return SystemAccountFactory(name="spend")
+    return system_account(name="spend")
 
 
 def hold(pool: Account, spend: Account, amount: int, minutes: int = 10) -> Transfer:
@@ -66,9 +66,7 @@ def test_hold_reserves_funds_until_resolved(pool: Account, spend: Account) -> No
     assert OpenHold.objects.get(hold=reservation).expires_at == T0 + timedelta(minutes=10)
 
 
-def test_hold_above_available_is_refused_and_changes_nothing(
-    pool: Account, spend: Account
-) -> None:
+def test_hold_above_available_is_refused_and_changes_nothing(pool: Account, spend: Account) -> None:
     hold(pool, spend, 600_000)
     before = (counters(pool), counters(spend), Transfer.objects.count(), OpenHold.objects.count())
 
@@ -116,9 +114,7 @@ def test_post_of_zero_releases_everything(pool: Account, spend: Account) -> None
     assert counters(pool) == (0, 1_000_000, 0, 0, 0)
 
 
-def test_post_above_the_hold_is_refused_and_changes_nothing(
-    pool: Account, spend: Account
-) -> None:
+def test_post_above_the_hold_is_refused_and_changes_nothing(pool: Account, spend: Account) -> None:
     reservation = hold(pool, spend, 300_000)
     before = (counters(pool), counters(spend), Transfer.objects.count())
 
@@ -202,17 +198,17 @@ def test_post_after_the_expiry_time_is_refused(pool: Account, spend: Account) ->
         reservation = hold(pool, spend, 300_000, minutes=10)
     before = (counters(pool), Transfer.objects.count())
 
-    with time_machine.travel(T0 + timedelta(minutes=10), tick=False):
-        with pytest.raises(HoldExpiredError):
-            hold_post(hold_id=reservation.pk, amount=1)
+    with (
+        time_machine.travel(T0 + timedelta(minutes=10), tick=False),
+        pytest.raises(HoldExpiredError),
+    ):
+        hold_post(hold_id=reservation.pk, amount=1)
 
     assert (counters(pool), Transfer.objects.count()) == before
     assert OpenHold.objects.filter(hold=reservation).exists()
 
 
-def test_holds_expire_releases_only_due_holds_and_runs_once(
-    pool: Account, spend: Account
-) -> None:
+def test_holds_expire_releases_only_due_holds_and_runs_once(pool: Account, spend: Account) -> None:
     with time_machine.travel(T0, tick=False):
         due_a, due_b = hold(pool, spend, 100, minutes=1), hold(pool, spend, 200, minutes=2)
         later = hold(pool, spend, 400, minutes=3)

@@ -9,21 +9,21 @@ import pytest
 from ledger.errors import IdempotencyConflictError, InsufficientFundsError
 from ledger.models import Account, Refusal, Transfer, TransferCode
 from ledger.services import hold_create, transfer_create, transfer_reverse
-from tests.factories import AccountFactory, SystemAccountFactory, counters, fund
+from tests.factories import counters, fund, pool_account, system_account
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def pool() -> Account:
-    account = AccountFactory()
+    account = pool_account()
     fund(account, 1_000)
     return account
 
 
 @pytest.fixture
 def spend() -> Account:
-    return SystemAccountFactory(name="spend")
+    return system_account(name="spend")
 
 
 def keyed_hold(pool: Account, spend: Account, amount: int, key: str, **extra: object) -> Transfer:

@@ -18,13 +18,13 @@ from ledger.errors import (
 )
 from ledger.models import Transfer, TransferCode, TransferPhase
 from ledger.services import account_close, hold_create, transfer_create, transfer_reverse
-from tests.factories import AccountFactory, SystemAccountFactory, counters, fund
+from tests.factories import counters, fund, pool_account, system_account
 
 pytestmark = pytest.mark.django_db
 
 
 def test_transfer_moves_posted_counters_on_both_sides() -> None:
-    team, engineer = AccountFactory(), AccountFactory()
+    team, engineer = pool_account(), pool_account()
     fund(team, 5_000_000)
 
     transfer = transfer_create(
@@ -46,7 +46,7 @@ def test_transfer_moves_posted_counters_on_both_sides() -> None:
 
 
 def test_transfer_above_available_is_refused_and_changes_nothing() -> None:
-    team, engineer = AccountFactory(), AccountFactory()
+    team, engineer = pool_account(), pool_account()
     fund(team, 1_000_000)
     before = (counters(team), counters(engineer), Transfer.objects.count())
 
@@ -66,7 +66,7 @@ def test_transfer_above_available_is_refused_and_changes_nothing() -> None:
 
 
 def test_transfer_of_exactly_available_empties_the_account() -> None:
-    team, engineer = AccountFactory(), AccountFactory()
+    team, engineer = pool_account(), pool_account()
     fund(team, 20)  # $0.000020: one cheap call
 
     transfer_create(
@@ -79,7 +79,7 @@ def test_transfer_of_exactly_available_empties_the_account() -> None:
 
 
 def test_overage_may_overdraw_a_limited_account_and_is_recorded() -> None:
-    pool, spend = AccountFactory(), SystemAccountFactory(name="spend")
+    pool, spend = pool_account(), system_account(name="spend")
     fund(pool, 100)
 
     transfer_create(
@@ -97,7 +97,7 @@ def test_overage_may_overdraw_a_limited_account_and_is_recorded() -> None:
 
 
 def test_unlimited_account_may_go_negative() -> None:
-    funding, pool = SystemAccountFactory(), AccountFactory()
+    funding, pool = system_account(), pool_account()
 
     transfer_create(
         debit_account_id=funding.pk, credit_account_id=pool.pk, amount=7, currency="USD",
@@ -110,7 +110,7 @@ def test_unlimited_account_may_go_negative() -> None:
 
 @pytest.mark.parametrize("amount", [0, -1, 1.5, True, "10"])
 def test_transfer_refuses_an_amount_that_is_not_a_positive_integer(amount: object) -> None:
-    team, engineer = AccountFactory(), AccountFactory()
+    team, engineer = pool_account(), pool_account()
 
     with pytest.raises(InvalidAmountError):
         transfer_create(
@@ -122,7 +122,7 @@ def test_transfer_refuses_an_amount_that_is_not_a_positive_integer(amount: objec
 
 
 def test_transfer_to_the_same_account_is_refused() -> None:
-    team = AccountFactory()
+    team = pool_account()
 
     with pytest.raises(SameAccountError):
         transfer_create(
@@ -132,7 +132,7 @@ def test_transfer_to_the_same_account_is_refused() -> None:
 
 
 def test_transfer_in_another_currency_is_refused_and_changes_nothing() -> None:
-    dollars, euros = AccountFactory(), AccountFactory(currency="EUR")
+    dollars, euros = pool_account(), pool_account(currency="EUR")
     fund(dollars, 100)
     before = (counters(dollars), counters(euros), Transfer.objects.count())
 
@@ -146,7 +146,7 @@ def test_transfer_in_another_currency_is_refused_and_changes_nothing() -> None:
 
 
 def test_transfer_to_a_missing_account_is_refused() -> None:
-    team = AccountFactory()
+    team = pool_account()
     fund(team, 100)
 
     with pytest.raises(AccountNotFoundError):
@@ -159,7 +159,7 @@ def test_transfer_to_a_missing_account_is_refused() -> None:
 
 
 def test_closed_account_refuses_transfers_but_can_be_swept() -> None:
-    pool, team = AccountFactory(), AccountFactory()
+    pool, team = pool_account(), pool_account()
     fund(pool, 100)
     account_close(account_id=pool.pk)
 
@@ -182,7 +182,7 @@ def test_closed_account_refuses_transfers_but_can_be_swept() -> None:
 
 
 def test_reversal_undoes_a_posted_transfer() -> None:
-    team, engineer = AccountFactory(), AccountFactory()
+    team, engineer = pool_account(), pool_account()
     fund(team, 1_000)
     original = transfer_create(
         debit_account_id=team.pk, credit_account_id=engineer.pk, amount=400, currency="USD",
@@ -199,7 +199,7 @@ def test_reversal_undoes_a_posted_transfer() -> None:
 
 
 def test_reversing_twice_is_refused() -> None:
-    team, engineer = AccountFactory(), AccountFactory()
+    team, engineer = pool_account(), pool_account()
     fund(team, 1_000)
     original = transfer_create(
         debit_account_id=team.pk, credit_account_id=engineer.pk, amount=400, currency="USD",
@@ -214,7 +214,7 @@ def test_reversing_twice_is_refused() -> None:
 
 
 def test_reversal_needs_the_funds_back() -> None:
-    team, engineer, spend = AccountFactory(), AccountFactory(), SystemAccountFactory()
+    team, engineer, spend = pool_account(), pool_account(), system_account()
     fund(team, 1_000)
     allocation = transfer_create(
         debit_account_id=team.pk, credit_account_id=engineer.pk, amount=400, currency="USD",
@@ -233,7 +233,7 @@ def test_reversal_needs_the_funds_back() -> None:
 
 
 def test_a_hold_is_not_reversible() -> None:
-    pool, spend = AccountFactory(), SystemAccountFactory()
+    pool, spend = pool_account(), system_account()
     fund(pool, 100)
     hold = hold_create(
         debit_account_id=pool.pk, credit_account_id=spend.pk, amount=10, currency="USD",

@@ -11,14 +11,14 @@ from django.db import connection
 from ledger.models import Account
 from ledger.selectors import ledger_verify
 from ledger.services import hold_create, hold_post, transfer_create
-from tests.factories import AccountFactory, SystemAccountFactory, fund
+from tests.factories import fund, pool_account, system_account
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def books() -> tuple[Account, Account]:
-    pool, spend = AccountFactory(), SystemAccountFactory(name="spend")
+    pool, spend = pool_account(), system_account(name="spend")
     fund(pool, 1_000)
     held = hold_create(
         debit_account_id=pool.pk, credit_account_id=spend.pk, amount=300, currency="USD",
@@ -36,7 +36,9 @@ def books() -> tuple[Account, Account]:
     return pool, spend
 
 
-def test_clean_books_verify(books: tuple[Account, Account], capsys: pytest.CaptureFixture[str]) -> None:
+def test_clean_books_verify(
+    books: tuple[Account, Account], capsys: pytest.CaptureFixture[str]
+) -> None:
     report = ledger_verify()
     call_command("ledger_verify")
 
