@@ -1,0 +1,77 @@
+"""Settings come from the environment, and a production start without a secret is refused."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def settings_in(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Import the settings in a fresh interpreter with exactly ``env`` set."""
+    code = "from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"
+    clean = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "config.settings", **env}
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+
+
+def test_production_without_a_secret_key_refuses_to_start() -> None:
+    result = settings_in({})
+
+    assert result.returncode == 1
+    assert "DJANGO_SECRET_KEY is not set" in result.stderr
+
+
+def test_debug_generates_a_development_secret_and_defaults_to_sqlite() -> None:
+    result = settings_in({"DJANGO_DEBUG": "1"})
+
+    assert (result.returncode, result.stdout.strip()) == (0, "django.db.backends.sqlite3")
+
+
+def test_database_url_selects_postgresql() -> None:
+    result = settings_in(
+        {"DJANGO_SECRET_KEY": "x" * 50, "DATABASE_URL": "postgres://u@127.0.0.1:5432/db"}
+    )
+
+    assert (result.returncode, result.stdout.strip()) == (0, "django.db.backends.postgresql")
+
+
+def test_a_malformed_flag_is_refused() -> None:
+    result = settings_in({"DJANGO_DEBUG": "maybe"})
+
+    assert result.returncode == 1
+    assert "DJANGO_DEBUG='maybe' is not a boolean" in result.stderr
+
+
+def test_requests_are_not_wrapped_in_transactions() -> None:
+    assert settings.DATABASES["default"]["ATOMIC_REQUESTS"] is False
+
+
+@pytest.mark.django_db
+@override_settings(DEBUG=True)
+def test_demo_data_loads_once_and_prints_the_login(capsys: pytest.CaptureFixture[str]) -> None:
+    from ledger.models import Transfer
+
+    call_command("demo_data")
+    first = Transfer.objects.count()
+    call_command("demo_data")
+
+    assert (first, Transfer.objects.count()) == (7, 7)
+    assert "login admin / budget-ledger-demo" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+@override_settings(DEBUG=False)
+def test_demo_data_refuses_outside_debug() -> None:
+    with pytest.raises(CommandError, match="DJANGO_DEBUG=1"):
+        call_command("demo_data")
