@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.db import connection
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
@@ -34,7 +35,6 @@ from ledger.services import (
 )
 from tests.factories import fund, pool_account, system_account
 
-pytestmark = pytest.mark.django_db
 START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 LIMITED, UNLIMITED = 3, 1
 amounts = st.integers(min_value=1, max_value=1_500)
@@ -227,11 +227,22 @@ class LedgerMachine(RuleBasedStateMachine):
                 hold_void(hold_id=hold.pk)
 
 
-def test_random_operation_sequences_match_the_reference_model() -> None:
+@pytest.mark.parametrize(
+    "path",
+    [
+        # Inside the test's transaction the services take their Python path ...
+        pytest.param("python", marks=pytest.mark.django_db),
+        # ... and in autocommit, on PostgreSQL, the one-statement fast path.
+        pytest.param("fast", marks=pytest.mark.django_db(transaction=True)),
+    ],
+)
+def test_random_operation_sequences_match_the_reference_model(path: str) -> None:
+    if path == "fast" and connection.vendor != "postgresql":
+        pytest.skip("the fast path is PostgreSQL's")
     run_state_machine_as_test(
         LedgerMachine,
         settings=settings(
-            max_examples=60,
+            max_examples=40,
             stateful_step_count=40,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],

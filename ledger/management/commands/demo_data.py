@@ -13,7 +13,7 @@ from ledger.models import Account, AccountKind, TransferCode
 from ledger.services import account_create, hold_create, hold_post, transfer_create
 
 DEMO_USERNAME = "admin"
-DEMO_PASSWORD = "budget-ledger-demo"  # noqa: S105 (a documented demo login, DEBUG only)
+DEMO_PASSWORD = "budget-ledger-demo"
 NAMESPACE = "demo"
 
 
