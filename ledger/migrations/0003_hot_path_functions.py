@@ -80,15 +80,23 @@ BEGIN
         amount := v_hold.amount;
     END IF;
     IF v_hold.debit_account_id < v_hold.credit_account_id THEN
-        UPDATE ledger_account SET debits_pending = debits_pending - v_hold.amount,
-               debits_posted = debits_posted + v_posted WHERE ledger_account.id = v_hold.debit_account_id;
-        UPDATE ledger_account SET credits_pending = credits_pending - v_hold.amount,
-               credits_posted = credits_posted + v_posted WHERE ledger_account.id = v_hold.credit_account_id;
+        UPDATE ledger_account
+           SET debits_pending = debits_pending - v_hold.amount,
+               debits_posted = debits_posted + v_posted
+         WHERE ledger_account.id = v_hold.debit_account_id;
+        UPDATE ledger_account
+           SET credits_pending = credits_pending - v_hold.amount,
+               credits_posted = credits_posted + v_posted
+         WHERE ledger_account.id = v_hold.credit_account_id;
     ELSE
-        UPDATE ledger_account SET credits_pending = credits_pending - v_hold.amount,
-               credits_posted = credits_posted + v_posted WHERE ledger_account.id = v_hold.credit_account_id;
-        UPDATE ledger_account SET debits_pending = debits_pending - v_hold.amount,
-               debits_posted = debits_posted + v_posted WHERE ledger_account.id = v_hold.debit_account_id;
+        UPDATE ledger_account
+           SET credits_pending = credits_pending - v_hold.amount,
+               credits_posted = credits_posted + v_posted
+         WHERE ledger_account.id = v_hold.credit_account_id;
+        UPDATE ledger_account
+           SET debits_pending = debits_pending - v_hold.amount,
+               debits_posted = debits_posted + v_posted
+         WHERE ledger_account.id = v_hold.debit_account_id;
     END IF;
     INSERT INTO ledger_transfer (
         debit_account_id, credit_account_id, amount, currency, code, phase, pending_id,

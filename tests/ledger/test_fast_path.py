@@ -94,9 +94,11 @@ def test_resolutions_that_are_not_clean_fall_back(accounts: tuple[Account, Accou
         with pytest.raises(HoldAlreadyResolvedError):
             hold_post(hold_id=done.pk, amount=1)
         assert hold_void(hold_id=done.pk).phase == "void"
-    with time_machine.travel(T0 + timedelta(minutes=2), tick=False):
-        with pytest.raises(HoldExpiredError):
-            hold_post(hold_id=stale.pk, amount=1)
+    with (
+        time_machine.travel(T0 + timedelta(minutes=2), tick=False),
+        pytest.raises(HoldExpiredError),
+    ):
+        hold_post(hold_id=stale.pk, amount=1)
 
     assert counters(accounts[0]) == (0, 1_000, 200, 0, 0)
     assert set(OpenHold.objects.values_list("hold_id", flat=True)) == {stale.pk, big.pk}
