@@ -508,7 +508,8 @@ def _fast_call(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
     try:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return cursor.fetchone()
+            row: tuple[Any, ...] | None = cursor.fetchone()
+            return row
     except DatabaseError as error:
         if getattr(error.__cause__, "sqlstate", None) in _FAST_PATH_MISSES:
             return None
