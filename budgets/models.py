@@ -1,4 +1,338 @@
-"""Who holds budget and the rules: organizations, teams, members, pools, periods, policies.
+"""Who holds budget and the rules: organizations, teams, members, periods, pools, policies,
+credentials.
 
-Not built yet (issue 3); every movement of money here will be a ledger transfer.
+Invariants:
+- every object belongs to exactly one organization, and a relation never crosses two
+  (services check it; constraints state what a row alone can);
+- a pool holds money only through its own limited ledger account, and its spend is credited to
+  its own spend account, so a gateway hold touches only that pool's two rows;
+- a period is one fiscal quarter of its organization, computed in the organization's timezone;
+- configuration models are history-tracked (django-simple-history) with the acting user.
 """
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+from ledger.models import Account
+
+
+class Organization(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217 code.")
+    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA name.")
+    fiscal_year_start_month = models.PositiveSmallIntegerField(default=1)
+    peer_transfer_limit = models.BigIntegerField(
+        default=50_000_000,
+        help_text="Micro-units a member may give from their own pool without approval.",
+    )
+    transfer_request_ttl_days = models.PositiveSmallIntegerField(default=14)
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="budgets_org_fiscal_month_valid",
+                condition=Q(fiscal_year_start_month__gte=1, fiscal_year_start_month__lte=12),
+            ),
+            models.CheckConstraint(
+                name="budgets_org_peer_limit_non_negative", condition=Q(peer_transfer_limit__gte=0)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Team(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="teams")
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100)
+    parent = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children"
+    )
+    cost_center = models.CharField(max_length=64, blank=True, default="")
+    is_active = models.BooleanField(default=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "slug"], name="budgets_team_slug"),
+            models.CheckConstraint(
+                name="budgets_team_not_own_parent", condition=~Q(parent=models.F("id"))
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    ENGINEER = "engineer", "Engineer"
+    MANAGER = "manager", "Manager"
+    FINANCE = "finance", "Finance"
+    ADMIN = "admin", "Admin"
+
+
+class Member(models.Model):
+    """A person in one organization: a Django user, a home team and a role."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="member"
+    )
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="members")
+    team = models.ForeignKey(
+        Team, on_delete=models.PROTECT, null=True, blank=True, related_name="members"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ENGINEER)
+    managed_teams = models.ManyToManyField(Team, blank=True, related_name="managers")
+    is_active = models.BooleanField(default=True)
+    history = HistoricalRecords(m2m_fields=[managed_teams])
+
+    def __str__(self) -> str:
+        return self.user.get_username()
+
+    @property
+    def email(self) -> str:
+        return str(getattr(self.user, "email", ""))
+
+
+class PeriodStatus(models.TextChoices):
+    PLANNED = "planned", "Planned"
+    OPEN = "open", "Open"
+    CLOSED = "closed", "Closed"
+
+
+class Period(models.Model):
+    """One fiscal quarter: [starts_at, ends_at) in the organization's timezone."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="periods")
+    fiscal_year = models.PositiveSmallIntegerField(
+        help_text="Named by the calendar year in which the fiscal year starts."
+    )
+    quarter = models.PositiveSmallIntegerField()
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=16, choices=PeriodStatus.choices, default=PeriodStatus.PLANNED
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "fiscal_year", "quarter"], name="budgets_period_unique"
+            ),
+            models.CheckConstraint(
+                name="budgets_period_quarter_valid", condition=Q(quarter__gte=1, quarter__lte=4)
+            ),
+            models.CheckConstraint(
+                name="budgets_period_ordered", condition=Q(starts_at__lt=models.F("ends_at"))
+            ),
+            # At most one open quarter per organization: the gateway spends from it.
+            models.UniqueConstraint(
+                fields=["organization"],
+                condition=Q(status="open"),
+                name="budgets_period_one_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"FY{self.fiscal_year} Q{self.quarter}"
+
+
+class PoolKind(models.TextChoices):
+    ORGANIZATION = "organization", "Organization"
+    TEAM = "team", "Team"
+    MEMBER = "member", "Member"
+    SHARED = "shared", "Shared"
+
+
+class Pool(models.Model):
+    """A budget holder for one period. Its money is its ledger account's balance."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="pools")
+    period = models.ForeignKey(Period, on_delete=models.PROTECT, related_name="pools")
+    kind = models.CharField(max_length=16, choices=PoolKind.choices)
+    team = models.ForeignKey(
+        Team, on_delete=models.PROTECT, null=True, blank=True, related_name="pools"
+    )
+    member = models.ForeignKey(
+        Member, on_delete=models.PROTECT, null=True, blank=True, related_name="pools"
+    )
+    name = models.CharField(max_length=100, blank=True, default="", help_text="Shared pools.")
+    account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="pool")
+    spend_account = models.OneToOneField(
+        Account, on_delete=models.PROTECT, related_name="spending_pool"
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            # Each kind names exactly its owner.
+            models.CheckConstraint(
+                name="budgets_pool_owner_matches_kind",
+                condition=(
+                    Q(kind="organization", team__isnull=True, member__isnull=True, name="")
+                    | Q(kind="team", team__isnull=False, member__isnull=True, name="")
+                    | Q(kind="member", team__isnull=True, member__isnull=False, name="")
+                    | (Q(kind="shared", team__isnull=False, member__isnull=True) & ~Q(name=""))
+                ),
+            ),
+            models.UniqueConstraint(
+                fields=["period"], condition=Q(kind="organization"), name="budgets_pool_one_org"
+            ),
+            models.UniqueConstraint(
+                fields=["period", "team"], condition=Q(kind="team"), name="budgets_pool_one_team"
+            ),
+            models.UniqueConstraint(
+                fields=["period", "member"],
+                condition=Q(kind="member"),
+                name="budgets_pool_one_member",
+            ),
+            models.UniqueConstraint(
+                fields=["period", "team", "name"],
+                condition=Q(kind="shared"),
+                name="budgets_pool_one_shared_name",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.kind == PoolKind.ORGANIZATION:
+            owner = str(self.organization)
+        elif self.kind == PoolKind.TEAM:
+            owner = f"team {self.team}"
+        elif self.kind == PoolKind.MEMBER:
+            owner = f"member {self.member}"
+        else:
+            owner = f"{self.team}/{self.name}"
+        return f"{owner} ({self.period})"
+
+
+class SystemAccountPurpose(models.TextChoices):
+    FUNDING = "funding", "Funding"
+    LAPSED = "lapsed", "Lapsed"
+
+
+class OrganizationAccount(models.Model):
+    """The organization's unlimited system accounts: where funding comes from, where it lapses."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="system_accounts"
+    )
+    purpose = models.CharField(max_length=16, choices=SystemAccountPurpose.choices)
+    account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "purpose"], name="budgets_org_account_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization} {self.purpose}"
+
+
+class CredentialKind(models.TextChoices):
+    INTERACTIVE = "interactive", "Interactive (a member)"
+    AGENT = "agent", "Automated agent"
+    CI = "ci", "CI job"
+
+
+class Policy(models.Model):
+    """Spending rules. The most specific match wins: pool, then team, then credential kind,
+    then the organization default (all scopes empty)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="policies"
+    )
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, null=True, blank=True)
+    pool = models.ForeignKey(Pool, on_delete=models.PROTECT, null=True, blank=True)
+    credential_kind = models.CharField(
+        max_length=16, choices=CredentialKind.choices, blank=True, default=""
+    )
+    soft_limit_share = models.DecimalField(
+        max_digits=4, decimal_places=3, null=True, blank=True, help_text="e.g. 0.800"
+    )
+    downgrade_map = models.JSONField(default=dict, blank=True, help_text='{"opus": "sonnet"}')
+    per_request_max = models.BigIntegerField(null=True, blank=True, help_text="Micro-units.")
+    session_cap_amount = models.BigIntegerField(null=True, blank=True, help_text="Micro-units.")
+    session_cap_tokens = models.BigIntegerField(null=True, blank=True)
+    allowed_models = models.JSONField(default=list, blank=True, help_text="Empty: any model.")
+    is_frozen = models.BooleanField(default=False)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name_plural = "policies"
+        constraints = [
+            models.CheckConstraint(
+                name="budgets_policy_soft_share_range",
+                condition=Q(soft_limit_share__isnull=True)
+                | Q(soft_limit_share__gt=0, soft_limit_share__lte=1),
+            ),
+            models.CheckConstraint(
+                name="budgets_policy_caps_positive",
+                condition=(Q(per_request_max__isnull=True) | Q(per_request_max__gt=0))
+                & (Q(session_cap_amount__isnull=True) | Q(session_cap_amount__gt=0))
+                & (Q(session_cap_tokens__isnull=True) | Q(session_cap_tokens__gt=0)),
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "team", "pool", "credential_kind"],
+                name="budgets_policy_one_per_scope",
+                nulls_distinct=False,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = [
+            f"team {self.team}" if self.team_id else "",
+            f"pool {self.pool}" if self.pool_id else "",
+            self.credential_kind,
+        ]
+        return f"policy {' '.join(s for s in scope if s) or 'default'} ({self.organization})"
+
+
+class Credential(models.Model):
+    """What a gateway presents for a spender: a member's key, or an agent's / CI job's key
+    bound to a shared pool of a team (the pool of the open period with that name)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="credentials"
+    )
+    kind = models.CharField(max_length=16, choices=CredentialKind.choices)
+    alias = models.CharField(max_length=200)
+    external_id = models.CharField(
+        max_length=200, blank=True, default="", help_text="e.g. a LiteLLM key hash."
+    )
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, null=True, blank=True)
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, null=True, blank=True)
+    shared_pool_name = models.CharField(max_length=100, blank=True, default="")
+    is_active = models.BooleanField(default=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "alias"], name="budgets_credential_alias"
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "external_id"],
+                condition=~Q(external_id=""),
+                name="budgets_credential_external_id",
+            ),
+            # Interactive keys spend from a member's pool; agent and CI keys from a shared pool.
+            models.CheckConstraint(
+                name="budgets_credential_binding",
+                condition=Q(kind="interactive", member__isnull=False, shared_pool_name="")
+                | (Q(kind__in=["agent", "ci"], team__isnull=False) & ~Q(shared_pool_name="")),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.alias} ({self.kind})"

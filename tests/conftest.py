@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from django.db import connection
 
+from allocation.demo import DemoOrganization, demo_organization_create
 from ledger.selectors import ledger_verify
+
+PASSWORD = "correct horse battery staple"
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -25,6 +31,19 @@ def _books_balance_after_each_test(request: pytest.FixtureRequest) -> Iterator[N
         return
     report = ledger_verify()
     assert report.problems == []
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    """Demo organizations create dozens of users; PBKDF2 would dominate the suite's time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def acme() -> DemoOrganization:
+    """The demo organization, built through the services: the open quarter funded and
+    allocated, three pending transfer requests."""
+    return demo_organization_create(slug="acme", password=PASSWORD, now=NOW)
 
 
 @pytest.fixture

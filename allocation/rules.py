@@ -1,0 +1,68 @@
+"""Who may move budget: pure checks over members, pools and requests."""
+
+from __future__ import annotations
+
+from allocation.models import TransferRequest
+from budgets.models import Member, Pool, PoolKind, Role
+from budgets.selectors import member_managed_team_ids, pool_team_id
+
+
+def member_controls_pool(*, member: Member, pool: Pool, amount: int) -> bool:
+    """May ``member`` move ``amount`` out of ``pool`` without anyone's approval?
+
+    An admin controls every pool of the organization; a manager the pools of the teams they
+    manage (sub-teams included, and their members' pools); a member their own pool, up to the
+    organization's peer transfer limit.
+    """
+    if not member.is_active or member.organization_id != pool.organization_id:
+        return False
+    if member.role == Role.ADMIN:
+        return True
+    if pool.kind == PoolKind.MEMBER and pool.member_id == member.pk:
+        return amount <= pool.organization.peer_transfer_limit
+    team_id = pool_team_id(pool=pool)
+    return team_id is not None and team_id in member_managed_team_ids(member=member)
+
+
+def member_can_decide(*, member: Member, request: TransferRequest) -> bool:
+    """May ``member`` approve or reject ``request``? A manager of the source pool's team, or
+    an admin; never the requester."""
+    if member.pk == request.requester_id or not member.is_active:
+        return False
+    if member.organization_id != request.organization_id:
+        return False
+    if member.role == Role.ADMIN:
+        return True
+    team_id = pool_team_id(pool=request.source)
+    return team_id is not None and team_id in member_managed_team_ids(member=member)
+
+
+def pool_is_parent(*, parent: Pool, child: Pool) -> bool:
+    """Is ``parent`` the pool one step above ``child`` in the same period?"""
+    if parent.period_id != child.period_id:
+        return False
+    if child.kind == PoolKind.MEMBER:
+        return (
+            parent.kind == PoolKind.TEAM
+            and child.member is not None
+            and (parent.team_id == child.member.team_id)
+        )
+    if child.kind == PoolKind.SHARED:
+        return parent.kind == PoolKind.TEAM and parent.team_id == child.team_id
+    if child.kind == PoolKind.TEAM and child.team is not None:
+        if child.team.parent_id is not None:
+            return parent.kind == PoolKind.TEAM and parent.team_id == child.team.parent_id
+        return parent.kind == PoolKind.ORGANIZATION
+    return False
+
+
+def member_can_allocate(*, member: Member, parent: Pool) -> bool:
+    """May ``member`` allocate between ``parent`` and one of its children (either way)?
+    The organization pool: admins. A team pool: its managers and admins."""
+    if not member.is_active or member.organization_id != parent.organization_id:
+        return False
+    if member.role == Role.ADMIN:
+        return True
+    if parent.kind != PoolKind.TEAM or parent.team_id is None:
+        return False
+    return parent.team_id in member_managed_team_ids(member=member)

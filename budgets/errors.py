@@ -1,0 +1,29 @@
+"""Errors of the budgets layer (all DomainError: a stable code and a human message)."""
+
+from __future__ import annotations
+
+from ledger.errors import DomainError
+
+
+class BudgetError(DomainError):
+    code = "budget_error"
+
+
+class InvalidInputError(BudgetError):
+    code = "invalid_input"
+    default_message = "The request is not valid."
+
+
+class NotAllowedError(BudgetError):
+    code = "not_allowed"
+    default_message = "You are not allowed to do that."
+
+
+class CrossOrganizationError(BudgetError):
+    code = "cross_organization"
+    default_message = "Those objects belong to different organizations."
+
+
+class PeriodNotOpenError(BudgetError):
+    code = "period_not_open"
+    default_message = "The period is not open."
