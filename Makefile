@@ -21,7 +21,7 @@ install: $(VENV)/.installed
 # Embedded default: SQLite, tasks in process, demo data, admin login printed.
 run: install
 	DJANGO_DEBUG=1 $(BIN)/python manage.py migrate --no-input
-	DJANGO_DEBUG=1 $(BIN)/python manage.py demo_data
+	DJANGO_DEBUG=1 $(BIN)/python manage.py seed_demo
 	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # The whole suite against PostgreSQL and Redis on their default local ports.

@@ -59,19 +59,24 @@ def test_requests_are_not_wrapped_in_transactions() -> None:
 
 @pytest.mark.django_db
 @override_settings(DEBUG=True)
-def test_demo_data_loads_once_and_prints_the_login(capsys: pytest.CaptureFixture[str]) -> None:
+def test_seed_demo_loads_once_and_prints_the_logins(capsys: pytest.CaptureFixture[str]) -> None:
+    from allocation.models import TransferRequest
     from ledger.models import Transfer
 
-    call_command("demo_data")
-    first = Transfer.objects.count()
-    call_command("demo_data")
+    call_command("seed_demo")
+    first = (Transfer.objects.count(), TransferRequest.objects.count())
+    call_command("seed_demo")
 
-    assert (first, Transfer.objects.count()) == (7, 7)
-    assert "login admin / budget-ledger-demo" in capsys.readouterr().out
+    assert first == (Transfer.objects.count(), TransferRequest.objects.count())
+    assert first[1] == 3
+    out = capsys.readouterr().out
+    assert "password for every login: budget-ledger-demo" in out
+    assert "acme-platform-lead" in out
+    assert "organization 'acme' exists; keeping it" in out
 
 
 @pytest.mark.django_db
 @override_settings(DEBUG=False)
-def test_demo_data_refuses_outside_debug() -> None:
+def test_seed_demo_refuses_outside_debug() -> None:
     with pytest.raises(CommandError, match="DJANGO_DEBUG=1"):
-        call_command("demo_data")
+        call_command("seed_demo")
