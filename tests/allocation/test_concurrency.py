@@ -3,37 +3,19 @@
 from __future__ import annotations
 
 import functools
-import threading
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connection
 
 from allocation.demo import DOLLAR, DemoOrganization
 from allocation.models import TransferRequest
 from allocation.services import transfer_request_approve, transfer_request_create
 from budgets.selectors import pool_balance
 from ledger.models import Transfer, TransferCode
+from tests.racing import race
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("postgres_only")]
-
-
-def race(calls: list[Callable[[], object]], threads: int) -> list[object]:
-    """Run the calls on ``threads`` threads released together; each result or error."""
-    start = threading.Barrier(threads)
-
-    def run(call: Callable[[], object]) -> object:
-        try:
-            return call()
-        except Exception as error:  # noqa: BLE001 (the outcome is what the test inspects)
-            return error
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=threads, initializer=start.wait) as pool:
-        return [future.result() for future in [pool.submit(run, call) for call in calls]]
 
 
 def test_two_managers_approving_at_once_execute_the_request_once(acme: DemoOrganization) -> None:
@@ -62,7 +44,7 @@ def test_many_requests_drawing_on_one_pool_never_take_it_below_zero(
     lead = acme.members["research-lead"]
     targets = [acme.pools[f"research-eng{i}"] for i in (1, 2, 3)]
 
-    def ask(i: int) -> Callable[[], object]:
+    def ask(i: int) -> Callable[[], TransferRequest]:
         return lambda: transfer_request_create(
             source=source, target=targets[i % 3], amount=1_000 * DOLLAR, reason=f"ask {i}",
             requester=lead,

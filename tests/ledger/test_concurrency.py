@@ -3,42 +3,20 @@
 from __future__ import annotations
 
 import functools
-import threading
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 
 import pytest
-from django.db import connection
 
 from ledger.errors import HoldAlreadyResolvedError, HoldExpiredError, InsufficientFundsError
 from ledger.models import OpenHold, Transfer, TransferPhase
 from ledger.services import hold_create, hold_post, hold_void, holds_expire
 from tests.factories import counters, fund, pool_account, system_account
+from tests.racing import race
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("postgres_only")]
 THREADS = 16
-T = TypeVar("T")
-
-
-def race(calls: list[Callable[[], T]]) -> list[T | BaseException]:
-    """Run every call on THREADS threads released at once; return each result or error."""
-    start = threading.Barrier(THREADS)
-
-    def run(call: Callable[[], T]) -> T | BaseException:
-        try:
-            return call()
-        except Exception as error:  # noqa: BLE001 (the outcome is what the test inspects)
-            return error
-        finally:
-            connection.close()
-
-    # Each worker thread waits at the barrier when it starts, so all THREADS begin together.
-    with ThreadPoolExecutor(max_workers=THREADS, initializer=start.wait) as pool:
-        futures = [pool.submit(run, call) for call in calls]
-        return [future.result() for future in futures]
 
 
 def test_holds_racing_for_exactly_n_reservations_give_exactly_n() -> None:
