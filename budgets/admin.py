@@ -20,6 +20,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from budgets.models import (
     Credential,
     Member,
+    ModelPrice,
     Organization,
     OrganizationAccount,
     Period,
@@ -237,3 +238,31 @@ class OrganizationAccountAdmin(OrganizationScopedAdmin):
 
     def scope_for_manager(self, queryset: QuerySet[Any], team_ids: set[int], member: Member) -> Any:
         return queryset.none()
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
+    """The price card is global: every staff member reads it, platform operators edit it."""
+
+    list_display = (
+        "model", "provider", "effective_from", "input_per_million", "cached_input_per_million",
+        "cache_write_per_million", "output_per_million", "currency",
+    )  # fmt: skip
+    list_filter = ("provider", "currency")
+    search_fields = ("model",)
+    ordering = ("model", "-effective_from")
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_superuser)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser)

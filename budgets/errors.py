@@ -27,3 +27,8 @@ class CrossOrganizationError(BudgetError):
 class PeriodNotOpenError(BudgetError):
     code = "period_not_open"
     default_message = "The period is not open."
+
+
+class UnknownModelError(BudgetError):
+    code = "unknown_model"
+    default_message = "The model is not on the price card."

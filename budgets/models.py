@@ -336,3 +336,39 @@ class Credential(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alias} ({self.kind})"
+
+
+class ModelPrice(models.Model):
+    """List prices of one model from a date on, per million tokens, in ``currency``.
+
+    The price in force at a call's time is the one with the latest ``effective_from`` on or
+    before it. Prices are decimals with six places: money, never floats.
+    """
+
+    model = models.CharField(max_length=200, help_text="Canonical name, e.g. claude-sonnet-4-5.")
+    aliases = models.JSONField(default=list, blank=True, help_text="Other names, e.g. dated ones.")
+    provider = models.CharField(max_length=64, blank=True, default="")
+    currency = models.CharField(max_length=3, default="USD")
+    input_per_million = models.DecimalField(max_digits=14, decimal_places=6)
+    cached_input_per_million = models.DecimalField(max_digits=14, decimal_places=6)
+    cache_write_per_million = models.DecimalField(max_digits=14, decimal_places=6)
+    output_per_million = models.DecimalField(max_digits=14, decimal_places=6)
+    effective_from = models.DateField()
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "effective_from"], name="budgets_price_one_per_day"
+            ),
+            models.CheckConstraint(
+                name="budgets_price_non_negative",
+                condition=Q(input_per_million__gte=0)
+                & Q(cached_input_per_million__gte=0)
+                & Q(cache_write_per_million__gte=0)
+                & Q(output_per_million__gte=0),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} from {self.effective_from}"
