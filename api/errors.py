@@ -1,13 +1,20 @@
-"""The one exception handler: domain errors become 4xx with a stable code and a message."""
+"""The one exception handler: every error is JSON with a stable ``code`` and a ``message``.
+
+Domain errors map to 4xx by type; DRF's own (validation, authentication, parsing) keep their
+status and get the same shape, with per-field messages under ``field_errors``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rest_framework import status
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404
+from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from budgets.errors import InvalidStateError, NotAllowedError, NotFoundError, UnknownModelError
 from ledger.errors import (
     AccountNotFoundError,
     DomainError,
@@ -19,23 +26,45 @@ from ledger.errors import (
 _STATUS_BY_ERROR: dict[type[DomainError], int] = {
     InsufficientFundsError: status.HTTP_402_PAYMENT_REQUIRED,
     IdempotencyConflictError: status.HTTP_409_CONFLICT,
+    InvalidStateError: status.HTTP_409_CONFLICT,
+    NotFoundError: status.HTTP_404_NOT_FOUND,
     AccountNotFoundError: status.HTTP_404_NOT_FOUND,
     TransferNotFoundError: status.HTTP_404_NOT_FOUND,
+    UnknownModelError: status.HTTP_422_UNPROCESSABLE_ENTITY,
+    NotAllowedError: status.HTTP_403_FORBIDDEN,
 }
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Map DomainError to HTTP; everything else goes to DRF's handler with a stable shape."""
+    """Map an exception raised in a view to the error body every client can rely on."""
     if isinstance(exc, DomainError):
         http_status = next(
             (code for error, code in _STATUS_BY_ERROR.items() if isinstance(exc, error)),
             status.HTTP_400_BAD_REQUEST,
         )
         return Response({"code": exc.code, "message": exc.message}, status=http_status)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(
+            {"code": "too_large", "message": "The request body is too large."},
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    if isinstance(exc, exceptions.ValidationError):
+        return Response(
+            {"code": "invalid", "message": "The request is invalid.", "field_errors": exc.detail},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    if isinstance(exc, exceptions.ParseError):
+        return Response(
+            {"code": "invalid", "message": f"The body is not valid JSON: {exc.detail}"},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    if isinstance(exc, Http404):
+        return Response(
+            {"code": "not_found", "message": "Not found."}, status=status.HTTP_404_NOT_FOUND
+        )
     response = drf_exception_handler(exc, context)
-    if response is not None and isinstance(response.data, dict) and "code" not in response.data:
-        detail = response.data.get("detail")
-        code = getattr(detail, "code", None) or "invalid"
-        message = str(detail) if detail is not None else "The request is invalid."
-        response.data = {"code": code, "message": message, "errors": response.data}
+    if response is not None and isinstance(exc, exceptions.APIException):
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else "error"
+        response.data = {"code": code, "message": str(exc.detail)}
     return response

@@ -32,3 +32,13 @@ class PeriodNotOpenError(BudgetError):
 class UnknownModelError(BudgetError):
     code = "unknown_model"
     default_message = "The model is not on the price card."
+
+
+class NotFoundError(BudgetError):
+    code = "not_found"
+    default_message = "No such object."
+
+
+class InvalidStateError(BudgetError):
+    code = "invalid_state"
+    default_message = "The authorization is not in a state that allows this."

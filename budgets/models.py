@@ -12,6 +12,8 @@ Invariants:
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -264,6 +266,9 @@ class Policy(models.Model):
     session_cap_amount = models.BigIntegerField(null=True, blank=True, help_text="Micro-units.")
     session_cap_tokens = models.BigIntegerField(null=True, blank=True)
     allowed_models = models.JSONField(default=list, blank=True, help_text="Empty: any model.")
+    default_max_output_tokens = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Reserved when a gateway sends no max_output_tokens."
+    )
     is_frozen = models.BooleanField(default=False)
     history = HistoricalRecords()
 
@@ -372,3 +377,107 @@ class ModelPrice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} from {self.effective_from}"
+
+
+class GatewayToken(models.Model):
+    """A gateway's bearer token for one organization; only its SHA-256 is stored."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="gateway_tokens"
+    )
+    name = models.CharField(max_length=200)
+    token_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=12, help_text="The token's first characters, to tell.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class AuthorizationStatus(models.TextChoices):
+    HELD = "held", "Held"
+    SETTLED = "settled", "Settled"
+    SETTLED_LATE = "settled_late", "Settled after expiry"
+    VOIDED = "voided", "Voided"
+    DENIED = "denied", "Denied"
+
+
+class Decision(models.TextChoices):
+    ALLOW = "allow", "Allow"
+    DOWNGRADE = "downgrade", "Downgrade"
+    DENY = "deny", "Deny"
+
+
+class Authorization(models.Model):
+    """One gateway authorization: a hold on a pool, later settled or voided; or a denial,
+    remembered so that a retry with the same key is denied the same way."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    pool = models.ForeignKey(Pool, on_delete=models.PROTECT, null=True, related_name="+")
+    credential = models.ForeignKey(
+        Credential, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, null=True, related_name="+")
+    subject = models.CharField(max_length=254)
+    idempotency_key = models.CharField(max_length=200)
+    request_digest = models.CharField(max_length=64)
+    requested_model = models.CharField(max_length=200)
+    model = models.CharField(max_length=200, help_text="The model answered (after downgrade).")
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    status = models.CharField(max_length=16, choices=AuthorizationStatus.choices)
+    code = models.CharField(max_length=64, blank=True, default="", help_text="Denials.")
+    message = models.TextField(blank=True, default="")
+    hold = models.OneToOneField(
+        "ledger.Transfer", on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    reserved = models.BigIntegerField(default=0)
+    available_at_decision = models.BigIntegerField(default=0)
+    charged = models.BigIntegerField(default=0)
+    released = models.BigIntegerField(default=0)
+    overage = models.BigIntegerField(default=0)
+    cost_at_requested_model = models.BigIntegerField(default=0)
+    session_id = models.CharField(max_length=200, blank=True, default="")
+    tags = models.JSONField(default=dict, blank=True)
+    input_tokens = models.BigIntegerField(default=0)
+    max_output_tokens = models.BigIntegerField(default=0)
+    usage = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True)
+    settled_at = models.DateTimeField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "idempotency_key"], name="budgets_authorization_key"
+            ),
+            # A hold exists exactly for what was allowed.
+            models.CheckConstraint(
+                name="budgets_authorization_hold_iff_allowed",
+                condition=Q(decision="deny", hold__isnull=True)
+                | (~Q(decision="deny") & Q(hold__isnull=False)),
+            ),
+        ]
+        indexes = [models.Index(fields=["pool", "session_id"], name="budgets_auth_session")]
+
+    def __str__(self) -> str:
+        return f"authorization {self.id} {self.status}"
+
+
+class SessionUsage(models.Model):
+    """Money and tokens reserved or spent per pool and gateway session (the session caps)."""
+
+    pool = models.ForeignKey(Pool, on_delete=models.PROTECT, related_name="+")
+    session_id = models.CharField(max_length=200)
+    amount = models.BigIntegerField(default=0)
+    tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["pool", "session_id"], name="budgets_session_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"session {self.session_id} of pool {self.pool_id}"

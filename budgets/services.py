@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from collections.abc import Iterable
 from datetime import datetime
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.utils import timezone
 
 from budgets.errors import CrossOrganizationError, InvalidInputError
 from budgets.models import (
     Credential,
     CredentialKind,
+    GatewayToken,
     Member,
     Organization,
     OrganizationAccount,
@@ -218,3 +222,27 @@ def credential_create(
         external_id=external_id,
         expires_at=expires_at,
     )
+
+
+def gateway_token_create(*, organization: Organization, name: str) -> tuple[GatewayToken, str]:
+    """A new gateway token; the raw token is returned once and only its hash is stored."""
+    raw = f"blg_{secrets.token_urlsafe(32)}"
+    token = GatewayToken.objects.create(
+        organization=organization,
+        name=name,
+        token_hash=gateway_token_hash(raw),
+        prefix=raw[:10],
+    )
+    return token, raw
+
+
+def gateway_token_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def gateway_token_revoke(*, token: GatewayToken) -> GatewayToken:
+    """Revoke a gateway token (idempotent)."""
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    return token

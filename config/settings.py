@@ -103,6 +103,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "UNAUTHENTICATED_USER": None,
     # Money travels as decimal strings, never floats.
     "COERCE_DECIMAL_TO_STRING": True,
 }
@@ -131,3 +133,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "INFO"},
 }
+
+# Gateways send small JSON bodies; anything near this is a mistake or an attack.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024

@@ -1,0 +1,166 @@
+"""The gateway endpoints: thin views over budgets.gateway (docs/gateway.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api.gateway import serializers as s
+from api.gateway.authentication import GatewayClient, GatewayTokenAuthentication
+from api.money import money
+from budgets.gateway import (
+    AuthorizeRequest,
+    Usage,
+    authorization_create,
+    authorization_get,
+    authorization_settle,
+    authorization_void,
+)
+from budgets.models import Authorization, AuthorizationStatus
+from budgets.selectors import pool_balance
+
+ERRORS = {
+    400: OpenApiResponse(s.ErrorOutputSerializer, description="invalid"),
+    401: OpenApiResponse(s.ErrorOutputSerializer, description="missing or bad gateway token"),
+    404: OpenApiResponse(s.ErrorOutputSerializer, description="not_found"),
+    409: OpenApiResponse(
+        s.ErrorOutputSerializer, description="idempotency_conflict, invalid_state"
+    ),
+    422: OpenApiResponse(s.ErrorOutputSerializer, description="unknown_model"),
+}
+
+
+class GatewayApi(APIView):
+    authentication_classes = (GatewayTokenAuthentication,)
+    permission_classes = (IsAuthenticated,)
+
+    def client(self, request: Request) -> GatewayClient:
+        user = request.user
+        assert isinstance(user, GatewayClient)
+        return user
+
+
+def _currency(authorization: Authorization) -> str:
+    return authorization.organization.currency
+
+
+def authorization_body(authorization: Authorization) -> tuple[dict[str, Any], int]:
+    currency = _currency(authorization)
+    if authorization.status == AuthorizationStatus.DENIED:
+        return {
+            "id": str(authorization.id), "decision": "deny", "code": authorization.code,
+            "message": authorization.message,
+            "available": money(authorization.available_at_decision, currency),
+        }, status.HTTP_402_PAYMENT_REQUIRED  # fmt: skip
+    return {
+        "id": str(authorization.id), "status": "held", "decision": authorization.decision,
+        "model": authorization.model, "requested_model": authorization.requested_model,
+        "reserved": money(authorization.reserved, currency),
+        "available": money(authorization.available_at_decision, currency),
+        "expires_at": authorization.expires_at, "message": authorization.message,
+    }, status.HTTP_201_CREATED  # fmt: skip
+
+
+class AuthorizationCreateApi(GatewayApi):
+    @extend_schema(
+        operation_id="authorization_create",
+        request=s.AuthorizationCreateInputSerializer,
+        responses={
+            201: s.AuthorizationCreateOutputSerializer,
+            402: s.AuthorizationDeniedOutputSerializer,
+            **ERRORS,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        serializer = s.AuthorizationCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        authorization = authorization_create(
+            organization=self.client(request).organization,
+            request=AuthorizeRequest(**serializer.validated_data),
+        )
+        body, http_status = authorization_body(authorization)
+        return Response(body, status=http_status)
+
+
+class AuthorizationDetailApi(GatewayApi):
+    @extend_schema(
+        operation_id="authorization_get",
+        responses={200: s.AuthorizationOutputSerializer, 401: ERRORS[401], 404: ERRORS[404]},
+    )
+    def get(self, request: Request, authorization_id: str) -> Response:
+        authorization = authorization_get(
+            organization=self.client(request).organization, authorization_id=authorization_id
+        )
+        currency = _currency(authorization)
+        return Response(
+            {
+                "id": str(authorization.id), "status": authorization.status,
+                "decision": authorization.decision, "code": authorization.code,
+                "message": authorization.message, "subject": authorization.subject,
+                "model": authorization.model, "requested_model": authorization.requested_model,
+                "reserved": money(authorization.reserved, currency),
+                "charged": money(authorization.charged, currency),
+                "released": money(authorization.released, currency),
+                "overage": money(authorization.overage, currency),
+                "saving": money(
+                    authorization.cost_at_requested_model - authorization.charged
+                    if authorization.settled_at and authorization.charged else 0,
+                    currency,
+                ),
+                "session_id": authorization.session_id, "tags": authorization.tags,
+                "created_at": authorization.created_at, "expires_at": authorization.expires_at,
+                "settled_at": authorization.settled_at,
+            }
+        )  # fmt: skip
+
+
+class AuthorizationSettleApi(GatewayApi):
+    @extend_schema(
+        operation_id="authorization_settle",
+        request=s.AuthorizationSettleInputSerializer,
+        responses={200: s.AuthorizationSettleOutputSerializer, **ERRORS},
+    )
+    def post(self, request: Request, authorization_id: str) -> Response:
+        serializer = s.AuthorizationSettleInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        authorization = authorization_settle(
+            organization=self.client(request).organization,
+            authorization_id=authorization_id,
+            usage=Usage(**serializer.validated_data),
+        )
+        currency = _currency(authorization)
+        assert authorization.pool is not None
+        return Response(
+            {
+                "id": str(authorization.id), "status": authorization.status,
+                "charged": money(authorization.charged, currency),
+                "released": money(authorization.released, currency),
+                "overage": money(authorization.overage, currency),
+                "available": money(pool_balance(pool=authorization.pool).available, currency),
+            }
+        )  # fmt: skip
+
+
+class AuthorizationVoidApi(GatewayApi):
+    @extend_schema(
+        operation_id="authorization_void",
+        request=None,
+        responses={200: s.AuthorizationVoidOutputSerializer, 401: ERRORS[401],
+                   404: ERRORS[404], 409: ERRORS[409]},
+    )  # fmt: skip
+    def post(self, request: Request, authorization_id: str) -> Response:
+        authorization = authorization_void(
+            organization=self.client(request).organization, authorization_id=authorization_id
+        )
+        return Response(
+            {
+                "id": str(authorization.id), "status": "voided",
+                "released": money(authorization.released, _currency(authorization)),
+            }
+        )  # fmt: skip

@@ -1,0 +1,461 @@
+"""The gateway's hot path: authorize before a model call, settle or void after it.
+
+One short transaction per call. It locks the spending pool's account row (inside the ledger)
+and, for a call with a session id under a session cap, that session's counter; nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from budgets.errors import InvalidInputError, InvalidStateError, NotFoundError
+from budgets.models import (
+    Authorization,
+    AuthorizationStatus,
+    Credential,
+    CredentialKind,
+    Decision,
+    Member,
+    Organization,
+    PeriodStatus,
+    Pool,
+    PoolKind,
+    SessionUsage,
+)
+from budgets.policies import EffectivePolicy, policy_effective
+from budgets.pricing import price_for, usage_cost
+from budgets.selectors import pool_balance
+from ledger.errors import HoldExpiredError, IdempotencyConflictError, InsufficientFundsError
+from ledger.models import TransferCode
+from ledger.services import hold_create, hold_post, hold_void, transfer_create
+
+LEDGER_NAMESPACE = "gateway"
+
+
+@dataclass(frozen=True)
+class Spender:
+    """Who spends and from which pool."""
+
+    pool: Pool
+    credential: Credential | None
+    member: Member | None
+    credential_kind: str
+
+
+@dataclass(frozen=True)
+class AuthorizeRequest:
+    idempotency_key: str
+    subject: str
+    model: str
+    input_tokens: int = 0
+    max_output_tokens: int | None = None
+    amount: int | None = None  # micro-units, instead of a token estimate
+    session_id: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    ttl_seconds: int = 600
+
+    @property
+    def digest(self) -> str:
+        canonical = json.dumps(
+            {
+                "subject": self.subject, "model": self.model, "input_tokens": self.input_tokens,
+                "max_output_tokens": self.max_output_tokens, "amount": self.amount,
+                "session_id": self.session_id, "tags": self.tags, "ttl": self.ttl_seconds,
+            },
+            sort_keys=True,
+        )  # fmt: skip
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Usage:
+    model: str | None = None
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    output_tokens: int = 0
+    amount: int | None = None  # micro-units, instead of token counts
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "input_tokens": self.input_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
+            "cache_write_tokens": self.cache_write_tokens, "output_tokens": self.output_tokens,
+            "amount": self.amount,
+        }  # fmt: skip
+
+
+def spender_resolve(*, organization: Organization, subject: str) -> Spender:
+    """The pool a subject spends from in the open period: a credential by alias or external
+    id, or a member by email. Raises NotFoundError (also for another organization's)."""
+    now = timezone.now()
+    credential = (
+        Credential.objects.filter(organization=organization, is_active=True)
+        .filter(Q(alias=subject) | Q(external_id=subject))
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .select_related("member")
+        .first()
+    )
+    pools = Pool.objects.filter(
+        organization=organization, period__status=PeriodStatus.OPEN
+    ).select_related("account", "spend_account", "organization", "member")
+    if credential is not None:
+        if credential.kind == CredentialKind.INTERACTIVE:
+            pool = pools.filter(kind=PoolKind.MEMBER, member=credential.member).first()
+        else:
+            pool = pools.filter(
+                kind=PoolKind.SHARED, team=credential.team, name=credential.shared_pool_name
+            ).first()
+        member = credential.member
+        kind = credential.kind
+    else:
+        member = Member.objects.filter(
+            organization=organization, is_active=True, user__email__iexact=subject
+        ).first()
+        pool = pools.filter(kind=PoolKind.MEMBER, member=member).first() if member else None
+        kind = CredentialKind.INTERACTIVE
+    if pool is None:
+        raise NotFoundError("No spender with that subject has a pool in the open period.")
+    return Spender(pool=pool, credential=credential, member=member, credential_kind=kind)
+
+
+def authorization_create(*, organization: Organization, request: AuthorizeRequest) -> Authorization:
+    """Reserve for a model call, or deny it (the denial is stored and replayed).
+
+    Raises NotFoundError, UnknownModelError, InvalidInputError, IdempotencyConflictError.
+    """
+    existing = Authorization.objects.filter(
+        organization=organization, idempotency_key=request.idempotency_key
+    ).first()
+    if existing is not None:
+        return _replay(existing, request.digest)
+    spender = spender_resolve(organization=organization, subject=request.subject)
+    policy = policy_effective(pool=spender.pool, credential_kind=spender.credential_kind)
+    try:
+        try:
+            with transaction.atomic():
+                return _decide(organization=organization, request=request, spender=spender,
+                               policy=policy)  # fmt: skip
+        except _Denied as denied:
+            # The reservation's transaction rolled back whole; remember the denial alone.
+            with transaction.atomic():
+                return _deny(denied.authorization, denied.code, denied.message, denied.available)
+    except IntegrityError:
+        # The same key raced in from another request: its answer is the answer.
+        existing = Authorization.objects.filter(
+            organization=organization, idempotency_key=request.idempotency_key
+        ).first()
+        if existing is None:
+            raise
+        return _replay(existing, request.digest)
+
+
+def _replay(existing: Authorization, digest: str) -> Authorization:
+    if existing.request_digest != digest:
+        raise IdempotencyConflictError(idempotency_key=existing.idempotency_key)
+    return existing
+
+
+def _decide(
+    *,
+    organization: Organization,
+    request: AuthorizeRequest,
+    spender: Spender,
+    policy: EffectivePolicy,
+) -> Authorization:
+    now = timezone.now()
+    pool = spender.pool
+    authorization = Authorization(
+        id=uuid.uuid4(), organization=organization, pool=pool, credential=spender.credential,
+        member=spender.member, subject=request.subject,
+        idempotency_key=request.idempotency_key, request_digest=request.digest,
+        requested_model=request.model, model=request.model, session_id=request.session_id,
+        tags=request.tags, input_tokens=request.input_tokens, created_at=now,
+        max_output_tokens=request.max_output_tokens or policy.default_max_output_tokens,
+    )  # fmt: skip
+    balance = pool_balance(pool=pool)
+    if policy.is_frozen:
+        return _deny(authorization, "pool_frozen", "The pool is frozen.", balance.available)
+    if policy.allowed_models and request.model not in policy.allowed_models:
+        return _deny(
+            authorization, "model_not_allowed",
+            f"{request.model} is not allowed here; allowed: {', '.join(policy.allowed_models)}.",
+            balance.available,
+        )  # fmt: skip
+    requested_price = price_for(model=request.model, on=now.date())  # unknown: 422, not a denial
+    decision, message = Decision.ALLOW, ""
+    share = policy.soft_limit_share
+    used = balance.spent + balance.reserved
+    if share is not None and balance.budget > 0 and used >= share * balance.budget:
+        percent = (Decimal(used) * 100 / balance.budget).quantize(Decimal("1"))
+        cheaper = policy.downgrade_map.get(request.model)
+        if cheaper:
+            decision, authorization.model = Decision.DOWNGRADE, cheaper
+            message = (
+                f"This pool has used {percent}% of its budget (soft limit "
+                f"{share * 100:.0f}%): {request.model} is downgraded to {cheaper}."
+            )
+        else:
+            message = (
+                f"This pool has used {percent}% of its budget (soft limit {share * 100:.0f}%)."
+            )
+    reservation = request.amount
+    if reservation is None:
+        price = (
+            requested_price
+            if authorization.model == request.model
+            else price_for(model=authorization.model, on=now.date())
+        )
+        reservation = usage_cost(
+            price=price,
+            input_tokens=request.input_tokens,
+            output_tokens=authorization.max_output_tokens,
+        )
+    if reservation <= 0:
+        raise InvalidInputError("The reservation must be positive: send tokens or an amount.")
+    if policy.per_request_max is not None and reservation > policy.per_request_max:
+        return _deny(
+            authorization, "request_limit",
+            "The call's reservation is above the per-request maximum.", balance.available,
+        )  # fmt: skip
+    estimated_tokens = request.input_tokens + authorization.max_output_tokens
+    session = _session_reserve(
+        request=request, pool=pool, policy=policy, amount=reservation, tokens=estimated_tokens
+    )
+    if session is False:
+        return _deny(authorization, "session_limit", "The session's cap is reached.",
+                     balance.available)  # fmt: skip
+    try:
+        hold = hold_create(
+            debit_account_id=pool.account_id, credit_account_id=pool.spend_account_id,
+            amount=reservation, currency=pool.organization.currency,
+            timeout=timedelta(seconds=request.ttl_seconds), code=TransferCode.SPEND,
+            idempotency_key=str(authorization.id), idempotency_namespace=LEDGER_NAMESPACE,
+            metadata={"authorization": str(authorization.id), "model": authorization.model},
+            actor="gateway",
+        )  # fmt: skip
+    except InsufficientFundsError as refusal:
+        raise _Denied(
+            authorization,
+            "budget_exhausted",
+            "The pool's budget is exhausted for this call.",
+            int(refusal.details.get("available", balance.available)),
+        ) from None
+    authorization.decision = decision
+    authorization.status = AuthorizationStatus.HELD
+    authorization.hold = hold
+    authorization.reserved = reservation
+    authorization.available_at_decision = balance.available - reservation
+    authorization.expires_at = hold.expires_at
+    authorization.message = message
+    authorization.save(force_insert=True)
+    return authorization
+
+
+class _Denied(Exception):
+    """Deny after work that must be rolled back first (a session reservation)."""
+
+    def __init__(
+        self, authorization: Authorization, code: str, message: str, available: int
+    ) -> None:
+        super().__init__(message)
+        self.authorization, self.code, self.message = authorization, code, message
+        self.available = available
+
+
+def _deny(authorization: Authorization, code: str, message: str, available: int) -> Authorization:
+    authorization.decision = Decision.DENY
+    authorization.status = AuthorizationStatus.DENIED
+    authorization.code, authorization.message = code, message
+    authorization.available_at_decision = available
+    authorization.max_output_tokens = authorization.max_output_tokens or 0
+    authorization.save(force_insert=True)
+    return authorization
+
+
+def _session_reserve(
+    *, request: AuthorizeRequest, pool: Pool, policy: EffectivePolicy, amount: int, tokens: int
+) -> bool | None:
+    """Add to the session's counters under its row lock; False when a cap would be passed."""
+    if not request.session_id or (
+        policy.session_cap_amount is None and policy.session_cap_tokens is None
+    ):
+        return None
+    SessionUsage.objects.get_or_create(pool=pool, session_id=request.session_id)
+    session = SessionUsage.objects.select_for_update().get(pool=pool, session_id=request.session_id)
+    if (
+        policy.session_cap_amount is not None
+        and session.amount + amount > policy.session_cap_amount
+    ):
+        return False
+    if (
+        policy.session_cap_tokens is not None
+        and session.tokens + tokens > policy.session_cap_tokens
+    ):
+        return False
+    session.amount += amount
+    session.tokens += tokens
+    session.save(update_fields=["amount", "tokens"])
+    return True
+
+
+def authorization_get(*, organization: Organization, authorization_id: str) -> Authorization:
+    """An authorization of this organization. Raises NotFoundError (also for another's)."""
+    try:
+        key = uuid.UUID(str(authorization_id))
+    except ValueError:
+        raise NotFoundError("No such authorization.") from None
+    authorization = Authorization.objects.filter(organization=organization, pk=key).first()
+    if authorization is None:
+        raise NotFoundError("No such authorization.")
+    return authorization
+
+
+@transaction.atomic
+def authorization_settle(
+    *, organization: Organization, authorization_id: str, usage: Usage
+) -> Authorization:
+    """Charge the real cost: post up to the hold, the excess as overage; after the hold
+    expired, charge it all the same (settled_late). Usage is never dropped. Settling again
+    with the same usage returns the same answer.
+
+    Raises NotFoundError, InvalidStateError, UnknownModelError, InvalidInputError.
+    """
+    authorization = _locked(organization=organization, authorization_id=authorization_id)
+    if authorization.status in (AuthorizationStatus.SETTLED, AuthorizationStatus.SETTLED_LATE):
+        if authorization.usage.get("request") == usage.as_dict():
+            return authorization
+        raise InvalidStateError("The authorization is already settled.")
+    if authorization.status != AuthorizationStatus.HELD:
+        raise InvalidStateError(f"A {authorization.status} authorization cannot be settled.")
+    pool = authorization.pool
+    if pool is None or authorization.hold_id is None:
+        raise InvalidStateError("The authorization holds nothing.")
+    cost, counterfactual = _costs(authorization=authorization, usage=usage)
+    currency = pool.organization.currency
+    posted = min(cost, authorization.reserved)
+    try:
+        hold_post(hold_id=authorization.hold_id, amount=posted, actor="gateway")
+        status, released, excess = (
+            AuthorizationStatus.SETTLED,
+            authorization.reserved - posted,
+            cost - posted,
+        )
+    except HoldExpiredError:
+        status, released, excess = AuthorizationStatus.SETTLED_LATE, 0, cost
+        posted = 0
+    if excess:
+        available = pool_balance(pool=pool).available
+        within = max(0, min(excess, available)) if status == AuthorizationStatus.SETTLED_LATE else 0
+        for code, amount in ((TransferCode.SPEND, within), (TransferCode.OVERAGE, excess - within)):
+            if amount:
+                transfer_create(
+                    debit_account_id=pool.account_id, credit_account_id=pool.spend_account_id,
+                    amount=amount, currency=currency, code=code,
+                    metadata={"authorization": str(authorization.id), "review": code == "overage"},
+                    actor="gateway",
+                )  # fmt: skip
+        overage = excess - within
+    else:
+        overage = 0
+    _session_settle(authorization=authorization, cost=cost, usage=usage)
+    authorization.status = status
+    authorization.charged = cost
+    authorization.released = released
+    authorization.overage = overage
+    authorization.cost_at_requested_model = counterfactual
+    authorization.usage = {
+        "request": usage.as_dict(),
+        "charged_model": usage.model or authorization.model,
+    }
+    authorization.settled_at = timezone.now()
+    authorization.save()
+    return authorization
+
+
+@transaction.atomic
+def authorization_void(*, organization: Organization, authorization_id: str) -> Authorization:
+    """Release the hold without spending; voiding again returns the same answer.
+
+    Raises NotFoundError, InvalidStateError.
+    """
+    authorization = _locked(organization=organization, authorization_id=authorization_id)
+    if authorization.status == AuthorizationStatus.VOIDED:
+        return authorization
+    if authorization.status != AuthorizationStatus.HELD:
+        raise InvalidStateError(f"A {authorization.status} authorization cannot be voided.")
+    assert authorization.hold_id is not None
+    # An expired hold was already released by the sweep: the void's effect, already done.
+    with contextlib.suppress(HoldExpiredError):
+        hold_void(hold_id=authorization.hold_id, actor="gateway")
+    _session_settle(authorization=authorization, cost=0, usage=Usage())
+    authorization.status = AuthorizationStatus.VOIDED
+    authorization.released = authorization.reserved
+    authorization.settled_at = timezone.now()
+    authorization.save()
+    return authorization
+
+
+def _locked(*, organization: Organization, authorization_id: str) -> Authorization:
+    """The authorization under its row lock. Raises NotFoundError (also for another's)."""
+    try:
+        key = uuid.UUID(str(authorization_id))
+    except ValueError:
+        raise NotFoundError("No such authorization.") from None
+    authorization = (
+        Authorization.objects.select_for_update(of=("self",))
+        .select_related("pool__organization", "organization")
+        .filter(organization=organization, pk=key)
+        .first()
+    )
+    if authorization is None:
+        raise NotFoundError("No such authorization.")
+    return authorization
+
+
+def _costs(*, authorization: Authorization, usage: Usage) -> tuple[int, int]:
+    """The cost at the model used, and the same usage at the model first requested (equal
+    without a downgrade: savings are measured, never estimated)."""
+    if usage.amount is not None:
+        if usage.amount < 0:
+            raise InvalidInputError("An amount cannot be negative.")
+        return usage.amount, usage.amount
+    on = authorization.created_at.date()
+    counts = {
+        "input_tokens": usage.input_tokens, "cached_input_tokens": usage.cached_input_tokens,
+        "cache_write_tokens": usage.cache_write_tokens, "output_tokens": usage.output_tokens,
+    }  # fmt: skip
+    used_model = usage.model or authorization.model
+    cost = usage_cost(price=price_for(model=used_model, on=on), **counts)
+    if used_model == authorization.requested_model:
+        return cost, cost
+    return cost, usage_cost(price=price_for(model=authorization.requested_model, on=on), **counts)
+
+
+def _session_settle(*, authorization: Authorization, cost: int, usage: Usage) -> None:
+    """Replace the session's reserved estimate with what was really used."""
+    if not authorization.session_id:
+        return
+    session = (
+        SessionUsage.objects.select_for_update()
+        .filter(pool=authorization.pool, session_id=authorization.session_id)
+        .first()
+    )
+    if session is None:
+        return
+    session.amount += cost - authorization.reserved
+    session.tokens += (usage.input_tokens + usage.output_tokens) - (
+        authorization.input_tokens + authorization.max_output_tokens
+    )
+    session.save(update_fields=["amount", "tokens"])
