@@ -10,6 +10,8 @@ import pytest
 from django.db import connection
 
 from allocation.demo import DemoOrganization, demo_organization_create
+from budgets.models import ModelPrice
+from budgets.pricing import SHIPPED_PRICES, prices_load_file
 from ledger.selectors import ledger_verify
 
 PASSWORD = "correct horse battery staple"
@@ -43,6 +45,9 @@ def _fast_password_hashing(settings: Any) -> None:
 def acme() -> DemoOrganization:
     """The demo organization, built through the services: the open quarter funded and
     allocated, three pending transfer requests."""
+    if not ModelPrice.objects.exists():
+        # A transactional test's flush empties the tables, the migrated price card included.
+        prices_load_file(path=SHIPPED_PRICES)
     return demo_organization_create(slug="acme", password=PASSWORD, now=NOW)
 
 
