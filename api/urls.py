@@ -11,6 +11,8 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("v1/health", HealthApi.as_view(), name="health"),
     path("v1/authorizations", gateway.AuthorizationCreateApi.as_view(), name="authorizations"),
+    path("v1/usage", gateway.UsageCreateApi.as_view(), name="usage"),
+    path("v1/balance", gateway.BalanceApi.as_view(), name="balance"),
     path(
         "v1/authorizations/<str:authorization_id>",
         gateway.AuthorizationDetailApi.as_view(),

@@ -11,7 +11,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -37,7 +37,7 @@ from budgets.policies import EffectivePolicy, policy_effective
 from budgets.pricing import price_for, usage_cost
 from budgets.selectors import pool_balance
 from ledger.errors import HoldExpiredError, IdempotencyConflictError, InsufficientFundsError
-from ledger.models import TransferCode
+from ledger.models import Transfer, TransferCode
 from ledger.services import hold_create, hold_post, hold_void, transfer_create
 
 LEDGER_NAMESPACE = "gateway"
@@ -459,3 +459,104 @@ def _session_settle(*, authorization: Authorization, cost: int, usage: Usage) ->
         authorization.input_tokens + authorization.max_output_tokens
     )
     session.save(update_fields=["amount", "tokens"])
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    transfer: Transfer | None
+    charged: int
+    overage: int
+
+
+def usage_record(
+    *,
+    organization: Organization,
+    idempotency_key: str,
+    subject: str,
+    usage: Usage,
+    occurred_at: datetime,
+    tags: dict[str, str],
+) -> UsageRecord:
+    """Record usage that had no authorization (imports, reconciliation). Always recorded: as
+    spend while the pool can pay, else as overage, flagged for review. A retry with the same
+    key returns the same record.
+
+    Raises NotFoundError, UnknownModelError, InvalidInputError, IdempotencyConflictError.
+    """
+    request = {
+        "subject": subject, "usage": usage.as_dict(), "occurred_at": occurred_at.isoformat(),
+        "tags": tags,
+    }  # fmt: skip
+    digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+    keys = {code: f"usage:{idempotency_key}:{code}" for code in ("spend", "overage")}
+    namespace = f"{LEDGER_NAMESPACE}:{organization.pk}"
+    existing = Transfer.objects.filter(
+        idempotency_namespace=namespace, idempotency_key__in=keys.values()
+    ).first()
+    if existing is not None:
+        if existing.metadata.get("request_digest") != digest:
+            raise IdempotencyConflictError(idempotency_key=idempotency_key)
+        return _usage_result(existing)
+    spender = spender_resolve(organization=organization, subject=subject)
+    pool = spender.pool
+    if usage.amount is not None:
+        cost = usage.amount
+    else:
+        if not usage.model:
+            raise InvalidInputError("Usage names its model, or sends an amount.")
+        cost = usage_cost(
+            price=price_for(model=usage.model, on=occurred_at.date()),
+            input_tokens=usage.input_tokens, cached_input_tokens=usage.cached_input_tokens,
+            cache_write_tokens=usage.cache_write_tokens, output_tokens=usage.output_tokens,
+        )  # fmt: skip
+    if cost == 0:
+        return UsageRecord(transfer=None, charged=0, overage=0)
+    metadata = {**request, "request_digest": digest, "review": False}
+    for code in (TransferCode.SPEND, TransferCode.OVERAGE):
+        try:
+            transfer = transfer_create(
+                debit_account_id=pool.account_id, credit_account_id=pool.spend_account_id,
+                amount=cost, currency=organization.currency, code=code,
+                idempotency_key=keys[code.value], idempotency_namespace=namespace,
+                metadata={**metadata, "review": code == TransferCode.OVERAGE}, actor="gateway",
+            )  # fmt: skip
+        except InsufficientFundsError:
+            continue  # the pool cannot pay: the same usage goes on the books as overage
+        return _usage_result(transfer)
+    raise AssertionError("an overage is never refused for funds")  # pragma: no cover
+
+
+def _usage_result(transfer: Transfer) -> UsageRecord:
+    overage = transfer.amount if transfer.code == TransferCode.OVERAGE else 0
+    return UsageRecord(transfer=transfer, charged=transfer.amount, overage=overage)
+
+
+@dataclass(frozen=True)
+class Meter:
+    spender: Spender
+    budget: int
+    spent: int
+    reserved: int
+    available: int
+    soft_limit_share: Decimal | None
+    soft_limit_reached: bool
+
+
+def meter_get(*, organization: Organization, subject: str) -> Meter:
+    """The subject's pool as a meter: budget, spent, reserved, available, soft limit.
+
+    Raises NotFoundError.
+    """
+    spender = spender_resolve(organization=organization, subject=subject)
+    policy = policy_effective(pool=spender.pool, credential_kind=spender.credential_kind)
+    balance = pool_balance(pool=spender.pool)
+    share = policy.soft_limit_share
+    reached = bool(
+        share is not None
+        and balance.budget > 0
+        and balance.spent + balance.reserved >= share * balance.budget
+    )
+    return Meter(
+        spender=spender, budget=balance.budget, spent=balance.spent, reserved=balance.reserved,
+        available=balance.available, soft_limit_share=share, soft_limit_reached=reached,
+    )  # fmt: skip

@@ -118,3 +118,54 @@ class ErrorOutputSerializer(serializers.Serializer[dict[str, Any]]):
     field_errors = serializers.DictField(
         required=False, help_text="Per-field messages, for code invalid."
     )
+
+
+class UsageCreateInputSerializer(serializers.Serializer[dict[str, Any]]):
+    idempotency_key = StrictCharField(min_length=1, max_length=180, trim_whitespace=False)
+    subject = StrictCharField(max_length=254)
+    model = StrictCharField(max_length=200, required=False, allow_null=True, default=None)
+    input_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, default=0)
+    cached_input_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, default=0)
+    cache_write_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, default=0)
+    output_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS, default=0)
+    amount = DecimalAmountField(required=False, allow_null=True, default=None)
+    occurred_at = serializers.DateTimeField()
+    tags = serializers.DictField(
+        child=StrictCharField(max_length=200, allow_blank=True), required=False, default=dict
+    )
+
+    def validate_tags(self, tags: dict[str, str]) -> dict[str, str]:
+        return AuthorizationCreateInputSerializer().validate_tags(tags)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["cached_input_tokens"] > attrs["input_tokens"]:
+            raise serializers.ValidationError(
+                {"cached_input_tokens": "Cached input tokens are part of input_tokens."}
+            )
+        if attrs["amount"] is None and not attrs["model"]:
+            raise serializers.ValidationError({"model": "Name the model, or send an amount."})
+        return attrs
+
+
+class UsageCreateOutputSerializer(serializers.Serializer[dict[str, Any]]):
+    id = serializers.IntegerField(allow_null=True, help_text="The ledger transfer.")
+    status = serializers.ChoiceField(choices=["recorded"])
+    code = serializers.ChoiceField(choices=["spend", "overage", ""])
+    charged = MoneySerializer()
+    overage = MoneySerializer()
+    available = MoneySerializer()
+
+
+class BalanceQuerySerializer(serializers.Serializer[dict[str, Any]]):
+    subject = StrictCharField(max_length=254)
+
+
+class BalanceOutputSerializer(serializers.Serializer[dict[str, Any]]):
+    subject = serializers.CharField()
+    pool = serializers.CharField()
+    budget = MoneySerializer()
+    spent = MoneySerializer()
+    reserved = MoneySerializer()
+    available = MoneySerializer()
+    soft_limit_share = serializers.CharField(allow_null=True)
+    soft_limit_reached = serializers.BooleanField()

@@ -21,6 +21,8 @@ from budgets.gateway import (
     authorization_get,
     authorization_settle,
     authorization_void,
+    meter_get,
+    usage_record,
 )
 from budgets.models import Authorization, AuthorizationStatus
 from budgets.selectors import pool_balance
@@ -162,5 +164,69 @@ class AuthorizationVoidApi(GatewayApi):
             {
                 "id": str(authorization.id), "status": "voided",
                 "released": money(authorization.released, _currency(authorization)),
+            }
+        )  # fmt: skip
+
+
+class UsageCreateApi(GatewayApi):
+    @extend_schema(
+        operation_id="usage_create",
+        request=s.UsageCreateInputSerializer,
+        responses={201: s.UsageCreateOutputSerializer, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = s.UsageCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        organization = self.client(request).organization
+        record = usage_record(
+            organization=organization,
+            idempotency_key=data["idempotency_key"],
+            subject=data["subject"],
+            usage=Usage(
+                model=data["model"], input_tokens=data["input_tokens"],
+                cached_input_tokens=data["cached_input_tokens"],
+                cache_write_tokens=data["cache_write_tokens"],
+                output_tokens=data["output_tokens"], amount=data["amount"],
+            ),
+            occurred_at=data["occurred_at"],
+            tags=data["tags"],
+        )  # fmt: skip
+        meter = meter_get(organization=organization, subject=data["subject"])
+        currency = organization.currency
+        return Response(
+            {
+                "id": record.transfer.pk if record.transfer else None, "status": "recorded",
+                "code": record.transfer.code if record.transfer else "",
+                "charged": money(record.charged, currency),
+                "overage": money(record.overage, currency),
+                "available": money(meter.available, currency),
+            },
+            status=status.HTTP_201_CREATED,
+        )  # fmt: skip
+
+
+class BalanceApi(GatewayApi):
+    @extend_schema(
+        operation_id="balance_get",
+        parameters=[s.BalanceQuerySerializer],
+        responses={200: s.BalanceOutputSerializer, 400: ERRORS[400], 401: ERRORS[401],
+                   404: ERRORS[404]},
+    )  # fmt: skip
+    def get(self, request: Request) -> Response:
+        query = s.BalanceQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        organization = self.client(request).organization
+        meter = meter_get(organization=organization, subject=query.validated_data["subject"])
+        currency = organization.currency
+        share = meter.soft_limit_share
+        return Response(
+            {
+                "subject": query.validated_data["subject"], "pool": str(meter.spender.pool),
+                "budget": money(meter.budget, currency), "spent": money(meter.spent, currency),
+                "reserved": money(meter.reserved, currency),
+                "available": money(meter.available, currency),
+                "soft_limit_share": str(share) if share is not None else None,
+                "soft_limit_reached": meter.soft_limit_reached,
             }
         )  # fmt: skip
