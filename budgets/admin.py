@@ -19,6 +19,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from budgets.models import (
     Credential,
+    GatewayToken,
     Member,
     ModelPrice,
     Organization,
@@ -35,6 +36,7 @@ from budgets.selectors import (
     pool_balance_of,
     pools_for_teams,
 )
+from budgets.services import gateway_token_revoke
 from ledger.money import format_micros
 
 STAFF_ROLES = (Role.MANAGER, Role.FINANCE, Role.ADMIN)
@@ -266,3 +268,31 @@ class ModelPriceAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_superuser)
+
+
+@admin.register(GatewayToken)
+class GatewayTokenAdmin(OrganizationScopedAdmin):
+    """Gateway tokens are created by ``manage.py create_gateway_token`` (shown once) and
+    revoked here by a platform operator or an organization admin."""
+
+    list_display = ("name", "organization", "prefix", "created_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    readonly_fields = ("organization", "name", "prefix", "created_at", "revoked_at")
+    exclude = ("token_hash",)
+    actions = ("revoke_selected",)
+
+    def scope_for_manager(self, queryset: QuerySet[Any], team_ids: set[int], member: Member) -> Any:
+        return queryset.none()
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions: dict[str, Any] = super().get_actions(request)
+        member = member_of(request)
+        if not request.user.is_superuser and (member is None or member.role != Role.ADMIN):
+            actions.pop("revoke_selected", None)
+        return actions
+
+    @admin.action(description="Revoke selected gateway tokens")
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for token in queryset:
+            gateway_token_revoke(token=token)
+        self.message_user(request, f"{queryset.count()} token(s) revoked.")

@@ -369,3 +369,40 @@ def test_authorize_and_settle_use_a_bounded_number_of_queries(gateway: APIClient
     # Inside the test's transaction each atomic block is a SAVEPOINT/RELEASE pair (4 of these).
     assert len(authorizing) == 16, [q["sql"][:80] for q in authorizing.captured_queries]
     assert len(settling) == 13, [q["sql"][:80] for q in settling.captured_queries]
+
+
+def test_an_org_admin_revokes_a_gateway_token_in_admin(acme: DemoOrganization) -> None:
+    from django.test import Client
+
+    token, raw = gateway_token_create(organization=acme.organization, name="to-revoke")
+    client = Client()
+    client.force_login(acme.members["admin"].user)
+
+    client.post(
+        "/admin/budgets/gatewaytoken/",
+        {"action": "revoke_selected", "_selected_action": [token.pk]},
+    )
+    gateway = APIClient()
+    gateway.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    assert authorize(gateway).status_code == 401
+
+
+def test_create_gateway_token_prints_it_once_and_stores_the_hash(
+    acme: DemoOrganization, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from django.core.management import CommandError, call_command
+
+    from budgets.models import GatewayToken
+    from budgets.services import gateway_token_hash
+
+    call_command("create_gateway_token", "--org", "acme", "--name", "litellm-prod")
+    raw = capsys.readouterr().out.strip().splitlines()[-1]
+
+    token = GatewayToken.objects.get(name="litellm-prod")
+    assert token.token_hash == gateway_token_hash(raw) != raw
+    assert raw.startswith("blg_")
+    with pytest.raises(CommandError, match="No organization"):
+        call_command("create_gateway_token", "--org", "nope", "--name", "x")
