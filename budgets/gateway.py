@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from budgets.cache import cached
 from budgets.errors import InvalidInputError, InvalidStateError, NotFoundError
 from budgets.models import (
     Authorization,
@@ -98,7 +99,19 @@ class Usage:
 
 def spender_resolve(*, organization: Organization, subject: str) -> Spender:
     """The pool a subject spends from in the open period: a credential by alias or external
-    id, or a member by email. Raises NotFoundError (also for another organization's)."""
+    id, or a member by email. Cached (budgets/cache.py). Raises NotFoundError (also for
+    another organization's)."""
+    spender = cached(
+        ("spender", organization.pk, subject),
+        lambda: _spender_load(organization=organization, subject=subject),
+    )
+    credential = spender.credential
+    if credential is not None and credential.expires_at and credential.expires_at <= timezone.now():
+        raise NotFoundError("The credential has expired.")
+    return spender
+
+
+def _spender_load(*, organization: Organization, subject: str) -> Spender:
     now = timezone.now()
     credential = (
         Credential.objects.filter(organization=organization, is_active=True)

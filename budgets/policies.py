@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from budgets.cache import cached
 from budgets.models import Policy, Pool
 
 #: Reserved for a call that names no max_output_tokens and whose policy sets none.
@@ -24,6 +25,14 @@ class EffectivePolicy:
 
 
 def policy_effective(*, pool: Pool, credential_kind: str) -> EffectivePolicy:
+    """The merged policy for a pool and credential kind, cached (budgets/cache.py)."""
+    return cached(
+        ("policy", pool.pk, credential_kind),
+        lambda: _policy_merge(pool=pool, credential_kind=credential_kind),
+    )
+
+
+def _policy_merge(*, pool: Pool, credential_kind: str) -> EffectivePolicy:
     """Merge the policies that match, least specific first: the organization default, the
     credential kind, the pool's team, the pool. A later policy's set fields win; a freeze at
     any level freezes."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db import transaction
 
+from budgets.cache import cached
 from budgets.errors import InvalidInputError, UnknownModelError
 from budgets.models import ModelPrice
 
@@ -18,9 +19,19 @@ SHIPPED_PRICES = Path(__file__).resolve().parent / "data" / "prices.json"
 
 
 def price_for(*, model: str, on: date) -> ModelPrice:
-    """The price of ``model`` (or an alias) in force on ``on``. Raises UnknownModelError."""
+    """The price of ``model`` (or an alias) in force on ``on``, cached (budgets/cache.py).
+
+    Raises UnknownModelError.
+    """
+    price = cached(("price", model, on), lambda: _price_load(model=model, on=on))
+    if price is None:
+        raise UnknownModelError(f"{model!r} is not on the price card.", model=model)
+    return price
+
+
+def _price_load(*, model: str, on: date) -> ModelPrice | None:
     # The card is a few dozen rows; aliases live in JSON, which SQLite cannot search inside.
-    price = next(
+    return next(
         (
             candidate
             for candidate in ModelPrice.objects.filter(effective_from__lte=on).order_by(
@@ -30,9 +41,6 @@ def price_for(*, model: str, on: date) -> ModelPrice:
         ),
         None,
     )
-    if price is None:
-        raise UnknownModelError(f"{model!r} is not on the price card.", model=model)
-    return price
 
 
 def usage_cost(

@@ -116,6 +116,16 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
+# The gateway's lookup caches share a version number here (budgets/cache.py): Redis across
+# processes in production, process memory in the embedded default.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env.REDIS_URL}
+        if env.REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
 # Celery: with REDIS_URL unset, tasks run in process (the embedded default).
 CELERY_BROKER_URL = env.REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None

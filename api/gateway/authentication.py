@@ -9,6 +9,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
+from budgets.cache import cached
 from budgets.models import GatewayToken, Organization
 from budgets.services import gateway_token_hash
 
@@ -35,10 +36,14 @@ class GatewayTokenAuthentication(BaseAuthentication):
             raw = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise AuthenticationFailed("The gateway token is not valid.") from None
-        token = (
-            GatewayToken.objects.select_related("organization")
-            .filter(token_hash=gateway_token_hash(raw), revoked_at__isnull=True)
-            .first()
+        token_hash = gateway_token_hash(raw)
+        token = cached(
+            ("gateway-token", token_hash),
+            lambda: (
+                GatewayToken.objects.select_related("organization")
+                .filter(token_hash=token_hash, revoked_at__isnull=True)
+                .first()
+            ),
         )
         if token is None:
             raise AuthenticationFailed("The gateway token is not valid.")
