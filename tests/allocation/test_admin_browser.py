@@ -135,6 +135,11 @@ def approve_in_the_browser(acme: DemoOrganization, base_url: str, browser: WebDr
     wait(browser).until(ec.presence_of_element_located((By.ID, "pool-balances")))
     before = balances(browser)
     approve = browser.find_element(By.ID, "approve-button")
+    # The button must submit its own form to .../approve/, not the admin's change form around it.
+    action = browser.execute_script("return arguments[0].form.action;", approve)
+    assert str(action).endswith(f"{LIST}{product_to_eng2.pk}/approve/"), (
+        f"#approve-button submits to {action}: is its <form> nested in the change form?"
+    )
     approve.click()
     wait(browser).until(ec.staleness_of(approve))
     success = wait(browser).until(
