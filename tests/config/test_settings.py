@@ -80,3 +80,12 @@ def test_seed_demo_loads_once_and_prints_the_logins(capsys: pytest.CaptureFixtur
 def test_seed_demo_refuses_outside_debug() -> None:
     with pytest.raises(CommandError, match="DJANGO_DEBUG=1"):
         call_command("seed_demo")
+
+
+def test_healthz_answers_without_the_database(client: object) -> None:
+    from django.test import Client
+
+    assert isinstance(client, Client)
+    response = client.get("/healthz")
+
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
