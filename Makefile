@@ -3,11 +3,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/budget_ledger
+LITELLM_VERSION := 1.106.2
+LITELLM_VENV ?= $(HOME)/.cache/budget-ledger/litellm-$(LITELLM_VERSION)
 REDIS_URL_TEST ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint types layers schema check lock bench clean
+.PHONY: install run test lint types layers schema check lock bench clean litellm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +29,15 @@ run: install
 # The whole suite against PostgreSQL and Redis on their default local ports.
 test: install
 	DJANGO_DEBUG=1 DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(REDIS_URL_TEST) \
-		$(BIN)/pytest $(PYTEST_ARGS)
+		LITELLM_VENV=$(LITELLM_VENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+# The LiteLLM proxy for the end-to-end test, in its own venv, cached between runs
+# (pinned: see shared/LITELLM.md; about 740 MB and 80 s the first time).
+litellm: $(LITELLM_VENV)/bin/litellm
+
+$(LITELLM_VENV)/bin/litellm:
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/pip install --quiet --disable-pip-version-check "litellm[proxy]==$(LITELLM_VERSION)"
 
 lint: install
 	$(BIN)/ruff check .
