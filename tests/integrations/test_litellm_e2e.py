@@ -7,6 +7,7 @@ installs it there once. Without it the test is skipped and says why.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -97,13 +98,13 @@ def upstream() -> Iterator[str]:
     server.shutdown()
 
 
-@pytest.fixture
-def proxy(live_server: Any, acme: DemoOrganization, upstream: str, tmp_path: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def litellm_proxy(*, ledger_url: str, token: str, upstream: str, folder: Path) -> Iterator[str]:
+    """The real LiteLLM proxy with our plugin, pointed at ``ledger_url``; stopped after."""
     if not (VENV / "bin" / "litellm").exists():
         pytest.skip(f"no LiteLLM venv at {VENV} (set LITELLM_VENV; .ci/run installs it)")
-    _, token = gateway_token_create(organization=acme.organization, name="litellm")
-    shutil.copy(ROOT / "integrations" / "litellm_budget_ledger.py", tmp_path)
-    (tmp_path / "config.yaml").write_text(
+    shutil.copy(ROOT / "integrations" / "litellm_budget_ledger.py", folder)
+    (folder / "config.yaml").write_text(
         "model_list:\n"
         "  - model_name: claude-sonnet-4-5\n"
         "    litellm_params:\n"
@@ -119,33 +120,46 @@ def proxy(live_server: Any, acme: DemoOrganization, upstream: str, tmp_path: Pat
     env = {
         "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"),
         "LITELLM_LOCAL_MODEL_COST_MAP": "True", "PYTHONPATH": str(ROOT),
-        "BUDGET_LEDGER_URL": live_server.url, "BUDGET_LEDGER_TOKEN": token,
+        "BUDGET_LEDGER_URL": ledger_url, "BUDGET_LEDGER_TOKEN": token,
         "BUDGET_LEDGER_SUBJECT": "user", "BUDGET_LEDGER_DEFAULT_MAX_TOKENS": "1000",
     }  # fmt: skip
-    log = (tmp_path / "litellm.log").open("w")
-    process = subprocess.Popen(
-        [str(VENV / "bin" / "litellm"), "--config", "config.yaml", "--host", "127.0.0.1",
-         "--port", str(port)],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail((tmp_path / "litellm.log").read_text()[-3000:])
-            try:
-                if httpx.get(f"{url}/health/liveliness", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("LiteLLM did not start: " + (tmp_path / "litellm.log").read_text()[-3000:])
+    log_path = folder / "litellm.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(VENV / "bin" / "litellm"), "--config", "config.yaml", "--host", "127.0.0.1",
+             "--port", str(port)],
+            cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_live(url, process, log_path)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+def _wait_until_live(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail("LiteLLM exited: " + log_path.read_text()[-3000:])
+        try:
+            if httpx.get(f"{url}/health/liveliness", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    pytest.fail("LiteLLM did not start: " + log_path.read_text()[-3000:])
+
+
+@pytest.fixture
+def proxy(live_server: Any, acme: DemoOrganization, upstream: str, tmp_path: Path) -> Iterator[str]:
+    _, token = gateway_token_create(organization=acme.organization, name="litellm")
+    with litellm_proxy(
+        ledger_url=live_server.url, token=token, upstream=upstream, folder=tmp_path
+    ) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
 
 
 def call(proxy: str, *, stream: bool = False) -> httpx.Response:
@@ -194,3 +208,13 @@ def test_calls_pass_until_the_pool_is_spent_then_get_our_402(
     assert balance.spent == len(passed) * COST_PER_CALL
     assert balance.reserved == 0
     assert ledger_verify().problems == []
+
+
+def test_an_unreachable_ledger_fails_closed_with_503(upstream: str, tmp_path: Path) -> None:
+    with litellm_proxy(
+        ledger_url="http://127.0.0.1:9", token="t", upstream=upstream, folder=tmp_path
+    ) as url:
+        response = call(url)
+
+    assert response.status_code == 503, response.text
+    assert "Budget Ledger is unreachable" in response.text
