@@ -9,7 +9,7 @@ REDIS_URL_TEST ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint types layers schema check lock bench clean litellm
+.PHONY: install run test test-deps lint types layers schema check lock bench clean litellm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,15 @@ run: install
 	DJANGO_DEBUG=1 $(BIN)/python manage.py seed_demo
 	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
+# What the browser and end-to-end tests drive: Debian's headless Chromium and its driver
+# (installed with apt-get when missing), and the LiteLLM proxy in its own cached venv.
+test-deps: litellm
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	fi
+
 # The whole suite against PostgreSQL and Redis on their default local ports.
-test: install
+test: install test-deps
 	DJANGO_DEBUG=1 DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(REDIS_URL_TEST) \
 		LITELLM_VENV=$(LITELLM_VENV) $(BIN)/pytest $(PYTEST_ARGS)
 
