@@ -305,7 +305,10 @@ def _session_reserve(
         policy.session_cap_amount is None and policy.session_cap_tokens is None
     ):
         return None
-    SessionUsage.objects.get_or_create(pool=pool, session_id=request.session_id)
+    # Insert-if-absent that never raises, so two first calls of a session cannot collide.
+    SessionUsage.objects.bulk_create(
+        [SessionUsage(pool=pool, session_id=request.session_id)], ignore_conflicts=True
+    )
     session = SessionUsage.objects.select_for_update().get(pool=pool, session_id=request.session_id)
     if (
         policy.session_cap_amount is not None

@@ -81,3 +81,23 @@ def test_denials_never_drop_below_zero_while_budget_moves(acme: DemoOrganization
     balance = pool_balance(pool=pool)
     assert balance.available >= 0
     assert balance.available + balance.reserved + balance.moved_out == 1_000 * DOLLAR
+
+
+def test_first_calls_of_a_new_session_racing_respect_the_cap(acme: DemoOrganization) -> None:
+    from budgets.models import Policy, SessionUsage
+
+    Policy.objects.create(organization=acme.organization, session_cap_amount=5 * DOLLAR)
+
+    def in_session(i: int) -> Callable[[], Authorization]:
+        return lambda: authorization_create(
+            organization=acme.organization,
+            request=AuthorizeRequest(idempotency_key=f"s{i}", subject=SUBJECT,
+                                     model="claude-sonnet-4-5", amount=DOLLAR,
+                                     session_id="fresh-session"),
+        )  # fmt: skip
+
+    outcomes = race([in_session(i) for i in range(16)])
+
+    statuses = Counter(getattr(outcome, "status", type(outcome).__name__) for outcome in outcomes)
+    assert statuses == {"held": 5, "denied": 11}
+    assert SessionUsage.objects.get(session_id="fresh-session").amount == 5 * DOLLAR
