@@ -328,11 +328,19 @@ def _session_reserve(
 
 def authorization_get(*, organization: Organization, authorization_id: str) -> Authorization:
     """An authorization of this organization. Raises NotFoundError (also for another's)."""
+    return _authorization_find(
+        Authorization.objects.all(), organization=organization, authorization_id=authorization_id
+    )
+
+
+def _authorization_find(
+    queryset: Any, *, organization: Organization, authorization_id: str
+) -> Authorization:
     try:
         key = uuid.UUID(str(authorization_id))
     except ValueError:
         raise NotFoundError("No such authorization.") from None
-    authorization = Authorization.objects.filter(organization=organization, pk=key).first()
+    authorization: Authorization | None = queryset.filter(organization=organization, pk=key).first()
     if authorization is None:
         raise NotFoundError("No such authorization.")
     return authorization
@@ -425,19 +433,13 @@ def authorization_void(*, organization: Organization, authorization_id: str) -> 
 
 def _locked(*, organization: Organization, authorization_id: str) -> Authorization:
     """The authorization under its row lock. Raises NotFoundError (also for another's)."""
-    try:
-        key = uuid.UUID(str(authorization_id))
-    except ValueError:
-        raise NotFoundError("No such authorization.") from None
-    authorization = (
-        Authorization.objects.select_for_update(of=("self",))
-        .select_related("pool__organization", "organization")
-        .filter(organization=organization, pk=key)
-        .first()
+    return _authorization_find(
+        Authorization.objects.select_for_update(of=("self",)).select_related(
+            "pool__organization", "organization"
+        ),
+        organization=organization,
+        authorization_id=authorization_id,
     )
-    if authorization is None:
-        raise NotFoundError("No such authorization.")
-    return authorization
 
 
 def _costs(*, authorization: Authorization, usage: Usage) -> tuple[int, int]:
