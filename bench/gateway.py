@@ -470,6 +470,22 @@ def cpu_seconds(server_pid: int) -> dict[str, float]:
     return totals
 
 
+def other_benches() -> list[int]:
+    """Other bench/gateway.py processes on the machine (they would share the two cores)."""
+    mine = {os.getpid(), os.getppid()}
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in mine:
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(arg.endswith(b"bench/gateway.py") for arg in argv) and b"timeout" not in argv[0]:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
 # --- load -----------------------------------------------------------------------------------
 
 
@@ -789,6 +805,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"pool; wrk -t{args.threads}, {args.seconds:g} s per case\n",
         flush=True,
     )
+    concurrent = set(other_benches())
+    if concurrent:
+        print(f"WARNING: another bench/gateway.py is running (pids {sorted(concurrent)})")
     cases: list[Case] = []
     log = Path("/tmp") / f"gwbench-gunicorn-{os.getpid()}.log"
     with gunicorn(args.workers, os.environ.copy(), log) as server:
@@ -807,6 +826,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     wrk_env=wrk_env,
                 )
                 cases.append(case)
+                concurrent.update(other_benches())
                 print(
                     f"{name:<10} c={n:<3} {case.rate:>8,.0f} calls/s  "
                     f"authorize {case.authorize_rate:>7,.0f}/s  p50 {case.p50_ms:6.2f} ms  "
@@ -823,6 +843,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     for line in report(cases, connections, probes):
         print(line)
+    if concurrent:
+        print(
+            f"\nWARNING: other bench/gateway.py processes ran during the cases (pids "
+            f"{sorted(concurrent)}): they shared the cores, and these figures are not valid."
+        )
 
     print("\nchecking the books...", flush=True)
     checks = checks_run(seeded.organization)
