@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from budgets.cache import invalidate
@@ -28,7 +29,10 @@ CACHED_MODELS = (
 
 
 def _changed(**kwargs: Any) -> None:
+    # Now, so this process never serves the old value; and again after commit, because another
+    # process that reloads between the first bump and the commit reads the old row.
     invalidate()
+    transaction.on_commit(invalidate)
 
 
 def connect() -> None:

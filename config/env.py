@@ -63,5 +63,6 @@ DATABASE: dict[str, object] = dict(dj_database_url.parse(DATABASE_URL))
 #: Unset means no broker: Celery runs tasks in process (the embedded default).
 REDIS_URL: str | None = os.environ.get("REDIS_URL") or None
 
-#: Django's own psycopg connection pool (PostgreSQL only); 0 turns it off.
-DATABASE_POOL_MAX_SIZE: int = int(os.environ.get("DATABASE_POOL_MAX_SIZE", "0"))
+#: Django's own psycopg connection pool per process (PostgreSQL only); 0 turns it off. On by
+#: default: without it every request opens and tears down a connection (docs/performance.md).
+DATABASE_POOL_MAX_SIZE: int = int(os.environ.get("DATABASE_POOL_MAX_SIZE", "4"))

@@ -237,32 +237,14 @@ def hold_create(
     Raises InvalidAmountError, SameAccountError, AccountNotFoundError, AccountClosedError,
     CurrencyMismatchError, InsufficientFundsError, IdempotencyConflictError.
     """
-    code = TransferCode(code)
-    _ensure_positive(amount)
-    _ensure_distinct(debit_account_id, credit_account_id)
-    if not timedelta(0) < timeout <= MAX_HOLD_TIMEOUT:
-        raise InvalidAmountError(f"A hold's timeout must be within (0, {MAX_HOLD_TIMEOUT}].")
-    if code == TransferCode.OVERAGE:
-        raise InvalidAmountError("An overage is recorded as a posted transfer, never held.")
-    meta = dict(metadata or {})
-    request = _Request(
-        operation="hold_create",
-        namespace=idempotency_namespace,
-        key=idempotency_key,
-        accounts=(debit_account_id, credit_account_id),
-        fields={
-            "debit": debit_account_id,
-            "credit": credit_account_id,
-            "amount": amount,
-            "currency": currency,
-            "code": code.value,
-            # The timeout, not the absolute expiry, so that a retry is the same request.
-            "timeout_us": timeout // timedelta(microseconds=1),
-            "metadata": meta,
-        },
-    )
+    request = _hold_request(
+        debit_account_id=debit_account_id, credit_account_id=credit_account_id, amount=amount,
+        currency=currency, timeout=timeout, code=code, idempotency_key=idempotency_key,
+        idempotency_namespace=idempotency_namespace, metadata=metadata,
+    )  # fmt: skip
+    code, meta = TransferCode(request.fields["code"]), request.fields["metadata"]
 
-    if _fast_path_available():
+    if fast_path_available():
         fast = _fast_hold_create(request=request, timeout=timeout, actor=actor)
         if fast is not None:
             return fast
@@ -304,6 +286,44 @@ def hold_create(
         return hold
 
     return _run_keyed(request=request, execute=execute)
+
+
+def _hold_request(
+    *,
+    debit_account_id: int,
+    credit_account_id: int,
+    amount: int,
+    currency: str,
+    timeout: timedelta,
+    code: TransferCode | str,
+    idempotency_key: str | None,
+    idempotency_namespace: str,
+    metadata: Mapping[str, Any] | None,
+) -> _Request:
+    """A hold's request, validated (hold_create's argument checks)."""
+    code = TransferCode(code)
+    _ensure_positive(amount)
+    _ensure_distinct(debit_account_id, credit_account_id)
+    if not timedelta(0) < timeout <= MAX_HOLD_TIMEOUT:
+        raise InvalidAmountError(f"A hold's timeout must be within (0, {MAX_HOLD_TIMEOUT}].")
+    if code == TransferCode.OVERAGE:
+        raise InvalidAmountError("An overage is recorded as a posted transfer, never held.")
+    return _Request(
+        operation="hold_create",
+        namespace=idempotency_namespace,
+        key=idempotency_key,
+        accounts=(debit_account_id, credit_account_id),
+        fields={
+            "debit": debit_account_id,
+            "credit": credit_account_id,
+            "amount": amount,
+            "currency": currency,
+            "code": code.value,
+            # The timeout, not the absolute expiry, so that a retry is the same request.
+            "timeout_us": timeout // timedelta(microseconds=1),
+            "metadata": dict(metadata or {}),
+        },
+    )
 
 
 def hold_post(
@@ -409,7 +429,7 @@ def _hold_resolve(
     metadata: dict[str, Any],
     actor: str,
 ) -> Transfer:
-    if _fast_path_available():
+    if fast_path_available():
         fast = _fast_hold_resolve(
             hold_id=hold_id, phase=phase, amount=amount, metadata=metadata, actor=actor
         )
@@ -499,12 +519,14 @@ def _hold_resolution_replay(*, hold_id: int, phase: TransferPhase, amount: int |
 _FAST_PATH_MISSES = frozenset({"LB001", "23505"})  # not a clean success; a duplicate key
 
 
-def _fast_path_available() -> bool:
+def fast_path_available() -> bool:
+    """True when a fast-path statement may run: PostgreSQL, and no caller's transaction open."""
     return connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
-def _fast_call(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
-    """Run one fast-path statement; None when it declined (the Python path takes over)."""
+def fast_call(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+    """Run one fast-path statement; None when it declined (SQLSTATE LB001 or a duplicate key:
+    the statement changed nothing and the caller's ordinary path takes over)."""
     try:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -516,17 +538,65 @@ def _fast_call(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
         raise
 
 
-def _fast_hold_create(*, request: _Request, timeout: timedelta, actor: str) -> Transfer | None:
+@dataclass(frozen=True)
+class HoldStatement:
+    """The twelve arguments of ledger_fast_hold_create for one validated hold, for a caller
+    that runs the hold inside its own one-statement function (budgets' gateway fast path).
+    Such a function runs under the same rules: only through fast_call, only when
+    fast_path_available(), and with hold_create as the fallback when it declines."""
+
+    args: list[Any]
+    expires_at: datetime
+
+
+def hold_create_statement(
+    *,
+    debit_account_id: int,
+    credit_account_id: int,
+    amount: int,
+    currency: str,
+    timeout: timedelta,
+    now: datetime,
+    code: TransferCode | str = TransferCode.SPEND,
+    idempotency_key: str | None = None,
+    idempotency_namespace: str = "",
+    metadata: Mapping[str, Any] | None = None,
+    actor: str = "",
+) -> HoldStatement:
+    """Validate a hold as hold_create does and give its fast-path arguments.
+
+    Raises what hold_create raises for its arguments (InvalidAmountError, SameAccountError).
+    """
+    request = _hold_request(
+        debit_account_id=debit_account_id, credit_account_id=credit_account_id, amount=amount,
+        currency=currency, timeout=timeout, code=code, idempotency_key=idempotency_key,
+        idempotency_namespace=idempotency_namespace, metadata=metadata,
+    )  # fmt: skip
+    return _hold_statement(request=request, timeout=timeout, actor=actor, now=now)
+
+
+def _hold_statement(
+    *, request: _Request, timeout: timedelta, actor: str, now: datetime
+) -> HoldStatement:
     fields = request.fields
-    now = timezone.now()
-    row = _fast_call(
-        "SELECT ledger_fast_hold_create(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        [
+    return HoldStatement(
+        args=[
             fields["debit"], fields["credit"], fields["amount"], fields["currency"],
             fields["code"], now + timeout, request.namespace, request.key, request.digest,
             _METADATA_FIELD.get_db_prep_value(fields["metadata"], connection), actor, now,
         ],
+        expires_at=now + timeout,
     )  # fmt: skip
+
+
+def _fast_hold_create(*, request: _Request, timeout: timedelta, actor: str) -> Transfer | None:
+    fields = request.fields
+    now = timezone.now()
+    statement = _hold_statement(request=request, timeout=timeout, actor=actor, now=now)
+    row = fast_call(
+        "SELECT ledger_fast_hold_create(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        statement.args,
+    )
     if row is None:
         return None
     return _transfer_instance(
@@ -551,7 +621,7 @@ def _fast_hold_resolve(
     *, hold_id: int, phase: TransferPhase, amount: int | None, metadata: dict[str, Any], actor: str
 ) -> Transfer | None:
     now = timezone.now()
-    row = _fast_call(
+    row = fast_call(
         "SELECT * FROM ledger_fast_hold_resolve(%s, %s, %s, %s, %s, %s)",
         [
             hold_id, phase.value, amount or 0,

@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 
 from allocation.demo import DemoOrganization, demo_organization_create
-from budgets.cache import clear_local
+from budgets.cache import clear_local, invalidate
 from budgets.models import ModelPrice
 from budgets.pricing import SHIPPED_PRICES, prices_load_file
 from ledger.selectors import ledger_verify
@@ -38,8 +38,9 @@ def _books_balance_after_each_test(request: pytest.FixtureRequest) -> Iterator[N
 
 @pytest.fixture(autouse=True)
 def _fresh_lookup_caches() -> Iterator[None]:
-    """Each test starts with empty in-process caches: its rows are not the last test's."""
-    clear_local()
+    """Each test starts with empty lookup caches, in process and shared (a version bump
+    orphans the shared entries): its rows are not the last test's."""
+    invalidate()
     yield
     clear_local()
 

@@ -25,7 +25,6 @@ from budgets.gateway import (
     usage_record,
 )
 from budgets.models import Authorization, AuthorizationStatus
-from budgets.selectors import pool_balance
 
 ERRORS = {
     400: OpenApiResponse(s.ErrorOutputSerializer, description="invalid"),
@@ -131,20 +130,20 @@ class AuthorizationSettleApi(GatewayApi):
     def post(self, request: Request, authorization_id: str) -> Response:
         serializer = s.AuthorizationSettleInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        authorization = authorization_settle(
-            organization=self.client(request).organization,
+        organization = self.client(request).organization
+        settlement = authorization_settle(
+            organization=organization,
             authorization_id=authorization_id,
             usage=Usage(**serializer.validated_data),
         )
-        currency = _currency(authorization)
-        assert authorization.pool is not None
+        currency = organization.currency
         return Response(
             {
-                "id": str(authorization.id), "status": authorization.status,
-                "charged": money(authorization.charged, currency),
-                "released": money(authorization.released, currency),
-                "overage": money(authorization.overage, currency),
-                "available": money(pool_balance(pool=authorization.pool).available, currency),
+                "id": str(settlement.id), "status": settlement.status,
+                "charged": money(settlement.charged, currency),
+                "released": money(settlement.released, currency),
+                "overage": money(settlement.overage, currency),
+                "available": money(settlement.available, currency),
             }
         )  # fmt: skip
 

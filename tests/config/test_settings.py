@@ -15,9 +15,11 @@ from django.test import override_settings
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def settings_in(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Import the settings in a fresh interpreter with exactly ``env`` set."""
-    code = "from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"
+def settings_in(
+    env: dict[str, str], show: str = "DATABASES['default']['ENGINE']"
+) -> subprocess.CompletedProcess[str]:
+    """Import the settings in a fresh interpreter with exactly ``env`` set; print ``show``."""
+    code = f"from django.conf import settings; print(settings.{show})"
     clean = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "config.settings", **env}
     return subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True,
@@ -89,3 +91,12 @@ def test_healthz_answers_without_the_database(client: object) -> None:
     response = client.get("/healthz")
 
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_postgresql_uses_a_connection_pool_by_default() -> None:
+    result = settings_in(
+        {"DJANGO_SECRET_KEY": "x" * 50, "DATABASE_URL": "postgres://u@127.0.0.1:5432/db"},
+        show="DATABASES['default']['OPTIONS']",
+    )
+
+    assert result.stdout.strip() == "{'pool': {'min_size': 1, 'max_size': 4}}", result.stderr
