@@ -27,3 +27,38 @@ class ReasonRequiredError(AllocationError):
 class NotAdjacentError(AllocationError):
     code = "not_adjacent"
     default_message = "Allocations move budget one step up or down the tree."
+
+
+class PeriodNotEndedError(AllocationError):
+    code = "period_not_ended"
+    default_message = "The period has not ended yet in the organization's timezone."
+
+
+class PeriodNotStartedError(AllocationError):
+    code = "period_not_started"
+    default_message = "The period has not started yet in the organization's timezone."
+
+
+class PeriodStateError(AllocationError):
+    code = "period_state"
+    default_message = "The period is not in a state that allows this."
+
+
+class ExemptionNotDecidableError(AllocationError):
+    code = "exemption_not_pending"
+    default_message = "The exemption is no longer pending."
+
+
+class ExemptionStateError(AllocationError):
+    code = "exemption_state"
+    default_message = "The exemption is not in a state that allows this."
+
+
+class PlanNotDraftError(AllocationError):
+    code = "plan_not_draft"
+    default_message = "An approved plan is immutable."
+
+
+class PlanTotalTooSmallError(AllocationError):
+    code = "plan_total_too_small"
+    default_message = "The organization total is below the sum of the plan's lines."

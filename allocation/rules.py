@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from allocation.models import TransferRequest
+from allocation.models import Exemption, TransferRequest
 from budgets.models import Member, Pool, PoolKind, Role
 from budgets.selectors import member_managed_team_ids, pool_team_id
 
@@ -14,26 +14,30 @@ def member_controls_pool(*, member: Member, pool: Pool, amount: int) -> bool:
     manage (sub-teams included, and their members' pools); a member their own pool, up to the
     organization's peer transfer limit.
     """
-    if not member.is_active or member.organization_id != pool.organization_id:
-        return False
-    if member.role == Role.ADMIN:
-        return True
-    if pool.kind == PoolKind.MEMBER and pool.member_id == member.pk:
+    is_own = pool.kind == PoolKind.MEMBER and pool.member_id == member.pk
+    if is_own and member.is_active and member.role != Role.ADMIN:
         return amount <= pool.organization.peer_transfer_limit
-    team_id = pool_team_id(pool=pool)
-    return team_id is not None and team_id in member_managed_team_ids(member=member)
+    return member_manages_pool(member=member, pool=pool)
 
 
 def member_can_decide(*, member: Member, request: TransferRequest) -> bool:
     """May ``member`` approve or reject ``request``? A manager of the source pool's team, or
     an admin; never the requester."""
-    if member.pk == request.requester_id or not member.is_active:
-        return False
-    if member.organization_id != request.organization_id:
+    return _decides_for(member=member, requester_id=request.requester_id, pool=request.source)
+
+
+def _decides_for(*, member: Member, requester_id: int, pool: Pool) -> bool:
+    """A manager of ``pool``'s team or an admin of its organization, not the requester."""
+    return member.pk != requester_id and member_manages_pool(member=member, pool=pool)
+
+
+def member_manages_pool(*, member: Member, pool: Pool) -> bool:
+    """A manager of ``pool``'s team (sub-teams and members' pools included) or an admin."""
+    if not member.is_active or member.organization_id != pool.organization_id:
         return False
     if member.role == Role.ADMIN:
         return True
-    team_id = pool_team_id(pool=request.source)
+    team_id = pool_team_id(pool=pool)
     return team_id is not None and team_id in member_managed_team_ids(member=member)
 
 
@@ -66,3 +70,14 @@ def member_can_allocate(*, member: Member, parent: Pool) -> bool:
     if parent.kind != PoolKind.TEAM or parent.team_id is None:
         return False
     return parent.team_id in member_managed_team_ids(member=member)
+
+
+def member_can_request_exemption(*, member: Member, pool: Pool) -> bool:
+    """The member whose pool it is, a manager of the pool's team, or an admin."""
+    is_own = pool.kind == PoolKind.MEMBER and pool.member_id == member.pk
+    return (is_own and member.is_active) or member_manages_pool(member=member, pool=pool)
+
+
+def member_can_decide_exemption(*, member: Member, exemption: Exemption) -> bool:
+    """A manager of the pool's team or an admin; never the requester."""
+    return _decides_for(member=member, requester_id=exemption.requester_id, pool=exemption.pool)

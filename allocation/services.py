@@ -43,22 +43,23 @@ from ledger.models import Transfer, TransferCode
 from ledger.services import transfer_create
 
 
-def _actor(member: Member) -> str:
+def actor_label(member: Member) -> str:
     return f"member:{member.pk}"
 
 
-def _namespace(pool: Pool) -> str:
+def ledger_namespace(pool: Pool) -> str:
     return f"org:{pool.organization_id}"
 
 
-def _ensure_amount(amount: int) -> None:
+def ensure_amount(amount: int) -> None:
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
         raise InvalidInputError("The amount must be a positive number of micro-units.")
 
 
-def _ensure_open(pool: Pool) -> None:
-    if pool.period.status == PeriodStatus.CLOSED:
-        raise PeriodNotOpenError(f"{pool.period} is closed.")
+def ensure_open(pool: Pool) -> None:
+    # A closing period is being swept: money moves out of it only by the close itself.
+    if pool.period.status in (PeriodStatus.CLOSING, PeriodStatus.CLOSED):
+        raise PeriodNotOpenError(f"{pool.period} is {pool.period.status}.")
 
 
 def _ensure_same_books(member: Member, source: Pool, target: Pool) -> None:
@@ -80,14 +81,14 @@ def pool_fund(
 
     Raises NotAllowedError, InvalidInputError, PeriodNotOpenError, CrossOrganizationError.
     """
-    _ensure_amount(amount)
+    ensure_amount(amount)
     if actor.organization_id != pool.organization_id:
         raise CrossOrganizationError("Budget never moves between organizations.")
     if actor.role not in (Role.FINANCE, Role.ADMIN) or not actor.is_active:
         raise NotAllowedError("Only finance and admins fund the organization pool.")
     if pool.kind != PoolKind.ORGANIZATION:
         raise InvalidInputError("Funding goes to the organization pool; allocate from there.")
-    _ensure_open(pool)
+    ensure_open(pool)
     funding = OrganizationAccount.objects.get(
         organization_id=pool.organization_id, purpose=SystemAccountPurpose.FUNDING
     )
@@ -98,9 +99,9 @@ def pool_fund(
         currency=pool.organization.currency,
         code=TransferCode.FUNDING,
         idempotency_key=idempotency_key,
-        idempotency_namespace=_namespace(pool),
+        idempotency_namespace=ledger_namespace(pool),
         metadata={"pool": pool.pk, "period": pool.period_id},
-        actor=_actor(actor),
+        actor=actor_label(actor),
     )
 
 
@@ -119,9 +120,9 @@ def pool_allocate(
     Raises NotAllowedError, NotAdjacentError, InsufficientFundsError, InvalidInputError,
     PeriodNotOpenError, CrossOrganizationError.
     """
-    _ensure_amount(amount)
+    ensure_amount(amount)
     _ensure_same_books(actor, source, target)
-    _ensure_open(source)
+    ensure_open(source)
     if pool_is_parent(parent=source, child=target):
         parent = source
     elif pool_is_parent(parent=target, child=source):
@@ -137,9 +138,9 @@ def pool_allocate(
         currency=source.organization.currency,
         code=TransferCode.ALLOCATION,
         idempotency_key=idempotency_key,
-        idempotency_namespace=_namespace(source),
+        idempotency_namespace=ledger_namespace(source),
         metadata={"source_pool": source.pk, "target_pool": target.pk, "reason": reason},
-        actor=_actor(actor),
+        actor=actor_label(actor),
     )
 
 
@@ -152,9 +153,9 @@ def transfer_request_create(
     Raises InvalidInputError, CrossOrganizationError, PeriodNotOpenError, and when executing at
     once InsufficientFundsError (then nothing is created).
     """
-    _ensure_amount(amount)
+    ensure_amount(amount)
     _ensure_same_books(requester, source, target)
-    _ensure_open(source)
+    ensure_open(source)
     if not reason.strip():
         raise InvalidInputError("Say why the budget should move.")
     now = timezone.now()
@@ -268,9 +269,9 @@ def _execute(*, request: TransferRequest, decided_by: Member, now: datetime) -> 
         currency=request.source.account.currency,
         code=TransferCode.TRANSFER,
         idempotency_key=request.ledger_key,
-        idempotency_namespace=_namespace(request.source),
+        idempotency_namespace=ledger_namespace(request.source),
         metadata={"transfer_request": request.pk},
-        actor=_actor(decided_by),
+        actor=actor_label(decided_by),
     )
     _decide(
         request=request,

@@ -106,11 +106,16 @@ class Member(models.Model):
 class PeriodStatus(models.TextChoices):
     PLANNED = "planned", "Planned"
     OPEN = "open", "Open"
+    # Ended and swept, but holds taken before the end may still settle or expire against it;
+    # the close marks it closed once nothing is pending (allocation/periods.py).
+    CLOSING = "closing", "Closing"
     CLOSED = "closed", "Closed"
 
 
 class Period(models.Model):
-    """One fiscal quarter: [starts_at, ends_at) in the organization's timezone."""
+    """One fiscal quarter: [starts_at, ends_at) in the organization's timezone.
+
+    planned → open → closing → closed."""
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="periods")
     fiscal_year = models.PositiveSmallIntegerField(

@@ -66,3 +66,15 @@ REDIS_URL: str | None = os.environ.get("REDIS_URL") or None
 #: Django's own psycopg connection pool per process (PostgreSQL only); 0 turns it off. On by
 #: default: without it every request opens and tears down a connection (docs/performance.md).
 DATABASE_POOL_MAX_SIZE: int = int(os.environ.get("DATABASE_POOL_MAX_SIZE", "4"))
+
+#: What funds a quarter that opens without an approved plan: "previous" (the previous
+#: quarter's allocations) or "none" (pools are created empty). See docs/operations.md.
+PERIOD_OPEN_WITHOUT_PLAN: str = os.environ.get("PERIOD_OPEN_WITHOUT_PLAN", "previous")
+if PERIOD_OPEN_WITHOUT_PLAN not in {"previous", "none"}:
+    raise ConfigurationError(
+        f"PERIOD_OPEN_WITHOUT_PLAN={PERIOD_OPEN_WITHOUT_PLAN!r} is not 'previous' or 'none'"
+    )
+
+#: Seconds between runs of the every-minute jobs (hold expiry, exemptions, quarter close and
+#: open). Tests shorten it; production keeps 60.
+JOBS_TICK_SECONDS: float = float(os.environ.get("JOBS_TICK_SECONDS", "60"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery.schedules import crontab
+
 from config import env
 
 BASE_DIR = env.BASE_DIR
@@ -134,6 +136,28 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+# Every task takes ids (or nothing), re-reads state and calls one service; all are safe to run
+# twice or on two workers at once (docs/operations.md).
+CELERY_BEAT_SCHEDULE = {
+    "holds-expire": {
+        "task": "allocation.tasks.holds_expire_task",
+        "schedule": env.JOBS_TICK_SECONDS,
+    },
+    "exemptions-start": {
+        "task": "allocation.tasks.exemptions_start_due_task",
+        "schedule": env.JOBS_TICK_SECONDS,
+    },
+    "exemptions-end": {
+        "task": "allocation.tasks.exemptions_end_due_task",
+        "schedule": env.JOBS_TICK_SECONDS,
+    },
+    "periods-due": {"task": "allocation.tasks.periods_due_task", "schedule": env.JOBS_TICK_SECONDS},
+    "transfer-requests-expire": {
+        "task": "allocation.tasks.transfer_requests_expire_task",
+        "schedule": crontab(minute=5, hour=0),
+    },
+}
+PERIOD_OPEN_WITHOUT_PLAN = env.PERIOD_OPEN_WITHOUT_PLAN
 
 CURRENCIES = ("USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "INR", "SEK", "NOK", "DKK")
 

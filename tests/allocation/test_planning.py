@@ -1,0 +1,62 @@
+"""Plans: who plans, an approved plan is immutable, approval needs total >= lines; admin."""
+
+from __future__ import annotations
+
+import pytest
+
+from allocation.demo import DOLLAR, DemoOrganization
+from allocation.errors import PlanNotDraftError, PlanTotalTooSmallError
+from allocation.models import Plan
+from allocation.periods import period_close
+from allocation.planning import plan_approve, plan_line_set, plan_propose, plan_total_set
+from budgets.errors import NotAllowedError
+from budgets.models import Period
+from tests.allocation.test_admin import client_for, listed
+from tests.allocation.test_periods import spend
+
+pytestmark = pytest.mark.django_db
+
+
+def draft(acme: DemoOrganization) -> Plan:
+    spend(acme.pools["product-eng1"], 400 * DOLLAR, post=400 * DOLLAR)
+    period_close(period=acme.period, now=acme.period.ends_at)
+    nxt = Period.objects.get(organization=acme.organization, fiscal_year=2027, quarter=1)
+    return plan_propose(period=nxt, actor=acme.members["finance"], now=acme.period.ends_at)
+
+
+@pytest.mark.parametrize("who", ["product-lead", "product-eng1"])
+def test_only_finance_and_admins_plan(acme: DemoOrganization, who: str) -> None:
+    plan = draft(acme)
+    with pytest.raises(NotAllowedError):
+        plan_total_set(plan=plan, total=DOLLAR, actor=acme.members[who])
+    plan.refresh_from_db()
+    assert plan.total == 500 * DOLLAR  # 400 x 1.25, the only spend
+
+
+def test_an_approved_plan_is_immutable_and_needs_its_total(acme: DemoOrganization) -> None:
+    plan = draft(acme)
+    finance = acme.members["finance"]
+    plan_total_set(plan=plan, total=499 * DOLLAR, actor=finance)
+    with pytest.raises(PlanTotalTooSmallError):
+        plan_approve(plan=plan, actor=finance, now=acme.period.ends_at)
+    plan_total_set(plan=plan, total=600 * DOLLAR, actor=finance)
+    plan_approve(plan=plan, actor=finance, now=acme.period.ends_at)
+
+    with pytest.raises(PlanNotDraftError):
+        plan_line_set(line=plan.lines.first(), amount=0, actor=finance)  # type: ignore[arg-type]
+    with pytest.raises(PlanNotDraftError):
+        plan_total_set(plan=plan, total=DOLLAR, actor=finance)
+
+
+def test_admin_plans_for_finance_and_admins_only(acme: DemoOrganization) -> None:
+    plan = draft(acme)
+
+    assert listed(client_for(acme.members["finance"]), "/admin/allocation/plan/") == {plan.pk}
+    assert listed(client_for(acme.members["product-lead"]), "/admin/allocation/plan/") == set()
+    client_for(acme.members["admin"]).post(
+        "/admin/allocation/plan/", {"action": "approve_selected", "_selected_action": [plan.pk]}
+    )
+    plan.refresh_from_db()
+    assert plan.status == "approved"
+    page = client_for(acme.members["finance"]).get(f"/admin/allocation/plan/{plan.pk}/change/")
+    assert "500.000000 USD" in page.content.decode()
