@@ -10,14 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
+from budgets.alerts import alert_acknowledge
+from budgets.errors import BudgetError
 from budgets.models import (
+    Alert,
+    AlertSettings,
     Credential,
     GatewayToken,
     Member,
@@ -29,6 +34,8 @@ from budgets.models import (
     Pool,
     Role,
     Team,
+    WebhookDelivery,
+    WebhookSubscription,
 )
 from budgets.selectors import (
     member_managed_team_ids,
@@ -37,6 +44,7 @@ from budgets.selectors import (
     pools_for_teams,
 )
 from budgets.services import gateway_token_revoke
+from budgets.webhooks import delivery_resend, webhook_create
 from ledger.money import format_micros
 
 STAFF_ROLES = (Role.MANAGER, Role.FINANCE, Role.ADMIN)
@@ -296,3 +304,140 @@ class GatewayTokenAdmin(OrganizationScopedAdmin):
         for token in queryset:
             gateway_token_revoke(token=token)
         self.message_user(request, f"{queryset.count()} token(s) revoked.")
+
+
+# --- alerts (docs/alerts.md) -------------------------------------------------------------------
+
+
+def _is_org_admin(request: HttpRequest) -> bool:
+    member = member_of(request)
+    return member is not None and member.role == Role.ADMIN
+
+
+@admin.register(Alert)
+class AlertAdmin(OrganizationScopedAdmin):
+    """Alerts as raised; managers see their teams' pools', and acknowledge them here."""
+
+    list_display = ("raised_at", "kind", "message", "pool", "acknowledged_at", "acknowledged_by")
+    list_filter = ("kind", ("acknowledged_at", admin.EmptyFieldListFilter))
+    list_select_related = ("pool", "acknowledged_by__user")
+    readonly_fields = (
+        "organization", "kind", "key", "period", "pool", "message", "details", "raised_at",
+        "acknowledged_at", "acknowledged_by",
+    )  # fmt: skip
+    actions = ("acknowledge_selected",)
+
+    def scope_for_manager(self, queryset: QuerySet[Any], team_ids: set[int], member: Member) -> Any:
+        return queryset.filter(
+            Q(pool__team_id__in=team_ids) | Q(pool__member__team_id__in=team_ids)
+        )
+
+    @admin.action(description="Acknowledge selected alerts")
+    def acknowledge_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        member = member_of(request)
+        if member is None:
+            self.message_user(request, "Only members acknowledge alerts.", messages.ERROR)
+            return
+        done = 0
+        for alert in queryset:
+            try:
+                alert_acknowledge(alert=alert, member=member)
+                done += 1
+            except BudgetError as refusal:
+                self.message_user(request, f"{alert}: {refusal.message}", messages.WARNING)
+        self.message_user(request, f"{done} alert(s) acknowledged.")
+
+
+class OrganizationAdminEdits(OrganizationScopedAdmin):
+    """Configuration an organization's admins add and change for their own organization."""
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return bool(request.user.is_superuser) or _is_org_admin(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_add_permission(request) and (
+            obj is None or self.get_queryset(request).filter(pk=obj.pk).exists()
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return () if request.user.is_superuser else ("organization",)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        self._own_organization(request, obj)
+        super().save_model(request, obj, form, change)
+
+    def _own_organization(self, request: HttpRequest, obj: Any) -> None:
+        member = member_of(request)
+        if not request.user.is_superuser and member is not None:
+            obj.organization_id = member.organization_id
+
+
+@admin.register(AlertSettings)
+class AlertSettingsAdmin(OrganizationAdminEdits):
+    """Organization admins set their alert rules; the others read them."""
+
+    list_display = ("organization", "thresholds", "day_multiple", "session_multiple")
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(OrganizationAdminEdits):
+    """Organization admins add webhooks; the secret is made here and shown to them."""
+
+    list_display = ("name", "url", "events", "format", "is_active", "created_at")
+    list_filter = ("is_active", "format")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = ("secret",) if obj is not None else ()
+        return fields if request.user.is_superuser else (*fields, "organization")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = ["organization", "name", "url", "events", "format", "is_active"]
+        return (
+            [*fields, "secret"] if obj is not None and self.has_add_permission(request) else fields
+        )
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        self._own_organization(request, obj)
+        if change:
+            obj.save()
+            return
+        created = webhook_create(
+            organization=obj.organization, name=obj.name, url=obj.url, events=obj.events,
+            format=obj.format,
+        )  # fmt: skip
+        obj.pk, obj.secret, obj.created_at = created.pk, created.secret, created.created_at
+        obj._state.adding = False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(OrganizationScopedAdmin):
+    """The delivery log; organization admins send a delivery again."""
+
+    organization_path = "subscription__organization"
+    list_display = (
+        "alert", "subscription", "status", "attempts", "last_status_code", "last_attempt_at",
+        "next_attempt_at", "delivered_at",
+    )  # fmt: skip
+    list_filter = ("status",)
+    list_select_related = ("alert", "subscription")
+    readonly_fields = (
+        "subscription", "alert", "status", "attempts", "next_attempt_at", "last_attempt_at",
+        "last_status_code", "last_error", "delivered_at",
+    )  # fmt: skip
+    actions = ("resend_selected",)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions: dict[str, Any] = super().get_actions(request)
+        if not (request.user.is_superuser or _is_org_admin(request)):
+            actions.pop("resend_selected", None)
+        return actions
+
+    @admin.action(description="Send selected deliveries again")
+    def resend_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        from budgets.tasks import webhook_deliver
+
+        now = timezone.now()
+        for delivery in queryset:
+            delivery_resend(delivery=delivery, now=now)
+            webhook_deliver.delay(delivery.pk)
+        self.message_user(request, f"{queryset.count()} delivery(ies) queued again.")

@@ -465,7 +465,12 @@ class Authorization(models.Model):
                 | (~Q(decision="deny") & Q(hold__isnull=False)),
             ),
         ]
-        indexes = [models.Index(fields=["pool", "session_id"], name="budgets_auth_session")]
+        indexes = [
+            models.Index(fields=["pool", "session_id"], name="budgets_auth_session"),
+            # The alert checks' windows (budgets/alerts.py): set once at insert, so the settle's
+            # update does not touch it.
+            models.Index(fields=["organization", "created_at"], name="budgets_auth_org_created"),
+        ]
 
     def __str__(self) -> str:
         return f"authorization {self.id} {self.status}"
@@ -486,3 +491,151 @@ class SessionUsage(models.Model):
 
     def __str__(self) -> str:
         return f"session {self.session_id} of pool {self.pool_id}"
+
+
+# --- alerts before the invoice (docs/alerts.md) ------------------------------------------------
+
+
+def default_thresholds() -> list[str]:
+    return ["0.5", "0.8", "1"]
+
+
+class AlertSettings(models.Model):
+    """An organization's alert rules; without a row the defaults apply (AlertSettings())."""
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.PROTECT, related_name="alert_settings"
+    )
+    thresholds = models.JSONField(
+        default=default_thresholds,
+        help_text='Shares of the period budget, as decimal strings: ["0.5", "0.8", "1"].',
+    )
+    day_multiple = models.DecimalField(
+        max_digits=6, decimal_places=2, default=3,
+        help_text="A pool's spend today above this multiple of its 7-day daily average.",
+    )  # fmt: skip
+    session_multiple = models.DecimalField(
+        max_digits=6, decimal_places=2, default=10,
+        help_text="A session costing above this multiple of its pool's median session.",
+    )  # fmt: skip
+    call_amount = models.BigIntegerField(
+        null=True, blank=True, default=25_000_000,
+        help_text="Micro-units: a single call charged above this (empty: off).",
+    )  # fmt: skip
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name_plural = "alert settings"
+        constraints = [
+            models.CheckConstraint(
+                name="budgets_alertsettings_multiples_positive",
+                condition=Q(day_multiple__gt=0, session_multiple__gt=0),
+            ),
+            models.CheckConstraint(
+                name="budgets_alertsettings_call_amount_positive",
+                condition=Q(call_amount__isnull=True) | Q(call_amount__gt=0),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"alert settings of {self.organization}"
+
+
+class AlertKind(models.TextChoices):
+    THRESHOLD = "threshold", "Budget threshold crossed"
+    SPEND_DAY = "spend_day", "Day's spend above its 7-day average"
+    SESSION = "session", "Session far above the pool's median"
+    CALL = "call", "Single call above the amount"
+
+
+class Alert(models.Model):
+    """One alert, raised exactly once: ``key`` names what it is about (a threshold of a pool in
+    its period, a pool's day, a session, a call) and is unique per organization."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=16, choices=AlertKind.choices)
+    key = models.CharField(max_length=300)
+    period = models.ForeignKey(Period, on_delete=models.PROTECT, null=True, related_name="+")
+    pool = models.ForeignKey(Pool, on_delete=models.PROTECT, null=True, related_name="+")
+    message = models.TextField()
+    details = models.JSONField(default=dict, help_text="Amounts in micro-units, as numbers.")
+    raised_at = models.DateTimeField()
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        Member, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "key"], name="budgets_alert_once")
+        ]
+        indexes = [models.Index(fields=["organization", "-raised_at"], name="budgets_alert_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.message}"
+
+
+class WebhookFormat(models.TextChoices):
+    JSON = "json", "JSON (the alert)"
+    SLACK = "slack", "Slack-compatible ({'text': ...})"
+
+
+class WebhookSubscription(models.Model):
+    """Where an organization's alerts are delivered. Each delivery is signed with ``secret``
+    (HMAC-SHA256 over the timestamp and the body: docs/alerts.md)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="webhooks"
+    )
+    name = models.CharField(max_length=200)
+    url = models.URLField(max_length=2000)
+    events = models.JSONField(
+        default=list, blank=True, help_text='Alert kinds, e.g. ["threshold"]; empty: all.'
+    )
+    format = models.CharField(max_length=8, choices=WebhookFormat.choices, default="json")
+    secret = models.CharField(max_length=100, editable=False)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords(excluded_fields=["secret"])
+
+    def __str__(self) -> str:
+        return f"{self.name} → {self.url}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed (gave up)"
+
+
+class WebhookDelivery(models.Model):
+    """One alert to one subscription, with its attempts: the delivery log."""
+
+    subscription = models.ForeignKey(
+        WebhookSubscription, on_delete=models.PROTECT, related_name="deliveries"
+    )
+    alert = models.ForeignKey(Alert, on_delete=models.PROTECT, related_name="deliveries")
+    status = models.CharField(
+        max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "alert"], name="budgets_delivery_once")
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"], name="budgets_delivery_due",
+                condition=Q(status="pending"),
+            )
+        ]  # fmt: skip
+
+    def __str__(self) -> str:
+        return f"delivery of alert {self.alert_id} to {self.subscription_id}: {self.status}"

@@ -78,3 +78,9 @@ if PERIOD_OPEN_WITHOUT_PLAN not in {"previous", "none"}:
 #: Seconds between runs of the every-minute jobs (hold expiry, exemptions, quarter close and
 #: open). Tests shorten it; production keeps 60.
 JOBS_TICK_SECONDS: float = float(os.environ.get("JOBS_TICK_SECONDS", "60"))
+
+#: Seconds between alert checks (thresholds and anomalies; docs/alerts.md).
+ALERTS_CHECK_SECONDS: float = float(os.environ.get("ALERTS_CHECK_SECONDS", "60"))
+
+#: A bearer token for GET /metrics (Prometheus). Unset: /metrics answers only in debug.
+METRICS_TOKEN: str | None = os.environ.get("METRICS_TOKEN") or None

@@ -152,12 +152,23 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.JOBS_TICK_SECONDS,
     },
     "periods-due": {"task": "allocation.tasks.periods_due_task", "schedule": env.JOBS_TICK_SECONDS},
+    "alerts-check": {
+        "task": "budgets.tasks.alerts_check_task",
+        "schedule": env.ALERTS_CHECK_SECONDS,
+    },
+    "webhook-deliveries-due": {
+        "task": "budgets.tasks.webhook_deliveries_due_task",
+        "schedule": env.JOBS_TICK_SECONDS,
+    },
     "transfer-requests-expire": {
         "task": "allocation.tasks.transfer_requests_expire_task",
         "schedule": crontab(minute=5, hour=0),
     },
 }
 PERIOD_OPEN_WITHOUT_PLAN = env.PERIOD_OPEN_WITHOUT_PLAN
+METRICS_TOKEN = env.METRICS_TOKEN
+# Django 6.0's default for URL form fields without a scheme (webhook URLs in admin), now.
+FORMS_URLFIELD_ASSUME_HTTPS = True
 
 CURRENCIES = ("USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "INR", "SEK", "NOK", "DKK")
 

@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 
+from api.metrics import metrics_view
+
 
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness without the database: also the framework's floor in bench/gateway.py."""
@@ -12,6 +14,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
 ]

@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api import metrics
 from api.gateway import serializers as s
 from api.gateway.authentication import GatewayClient, GatewayTokenAuthentication
 from api.money import money
@@ -35,6 +36,9 @@ ERRORS = {
     ),
     422: OpenApiResponse(s.ErrorOutputSerializer, description="unknown_model"),
 }
+
+AUTHORIZE_SECONDS = metrics.GATEWAY_SECONDS.labels(endpoint="authorize")
+SETTLE_SECONDS = metrics.GATEWAY_SECONDS.labels(endpoint="settle")
 
 
 class GatewayApi(APIView):
@@ -79,13 +83,17 @@ class AuthorizationCreateApi(GatewayApi):
         },
     )
     def post(self, request: Request) -> Response:
-        serializer = s.AuthorizationCreateInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        authorization = authorization_create(
-            organization=self.client(request).organization,
-            request=AuthorizeRequest(**serializer.validated_data),
-        )
-        body, http_status = authorization_body(authorization)
+        with AUTHORIZE_SECONDS.time():
+            serializer = s.AuthorizationCreateInputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            authorization = authorization_create(
+                organization=self.client(request).organization,
+                request=AuthorizeRequest(**serializer.validated_data),
+            )
+            body, http_status = authorization_body(authorization)
+        metrics.DECISIONS.labels(decision=authorization.decision, code=authorization.code).inc()
+        if authorization.status == AuthorizationStatus.HELD:
+            metrics.HOLDS.inc()
         return Response(body, status=http_status)
 
 
@@ -128,14 +136,16 @@ class AuthorizationSettleApi(GatewayApi):
         responses={200: s.AuthorizationSettleOutputSerializer, **ERRORS},
     )
     def post(self, request: Request, authorization_id: str) -> Response:
-        serializer = s.AuthorizationSettleInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        organization = self.client(request).organization
-        settlement = authorization_settle(
-            organization=organization,
-            authorization_id=authorization_id,
-            usage=Usage(**serializer.validated_data),
-        )
+        with SETTLE_SECONDS.time():
+            serializer = s.AuthorizationSettleInputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            organization = self.client(request).organization
+            settlement = authorization_settle(
+                organization=organization,
+                authorization_id=authorization_id,
+                usage=Usage(**serializer.validated_data),
+            )
+        metrics.SETTLES.labels(status=settlement.status).inc()
         currency = organization.currency
         return Response(
             {
