@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
@@ -17,8 +18,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 SUBJECT = "platform-eng1-claude-code"  # a $1,000 pool
 
 
-def settle_then_check(acme: DemoOrganization, index: int) -> object:
-    def call() -> object:
+def settle_then_check(acme: DemoOrganization, index: int) -> Callable[[], list[int]]:
+    def call() -> list[int]:
         held = authorization_create(
             organization=acme.organization,
             request=AuthorizeRequest(idempotency_key=f"call-{index}", subject=SUBJECT,
