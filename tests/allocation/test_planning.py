@@ -60,3 +60,25 @@ def test_admin_plans_for_finance_and_admins_only(acme: DemoOrganization) -> None
     assert plan.status == "approved"
     page = client_for(acme.members["finance"]).get(f"/admin/allocation/plan/{plan.pk}/change/")
     assert "500.000000 USD" in page.content.decode()
+
+
+def test_a_line_of_an_approved_plan_stays_as_approved_whatever_the_form_says(
+    acme: DemoOrganization,
+) -> None:
+    approved = draft(acme)
+    finance = acme.members["finance"]
+    plan_approve(plan=approved, actor=finance, now=acme.period.ends_at)
+    other = Plan.objects.create(
+        organization=acme.organization, period=approved.period, total=0, created_by=finance
+    )  # a draft with no lines
+    line = approved.lines.get(member=acme.members["product-eng1"])
+
+    # The line's change form, pointing the line at the other (draft) plan to pass the check.
+    client_for(finance).post(
+        f"/admin/allocation/planline/{line.pk}/change/",
+        {"plan": other.pk, "kind": line.kind, "team": "", "member": line.member_id,
+         "name": "", "baseline": line.baseline, "amount": 0},
+    )  # fmt: skip
+
+    line.refresh_from_db()
+    assert (line.plan_id, line.amount) == (approved.pk, 500 * DOLLAR)
