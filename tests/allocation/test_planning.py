@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from allocation.demo import DOLLAR, DemoOrganization
+from allocation.demo import DOLLAR, DemoOrganization, demo_organization_create
 from allocation.errors import PlanNotDraftError, PlanTotalTooSmallError
 from allocation.models import Plan
 from allocation.periods import period_close
@@ -13,6 +13,7 @@ from budgets.errors import NotAllowedError
 from budgets.models import Period
 from tests.allocation.test_admin import client_for, listed
 from tests.allocation.test_periods import spend
+from tests.conftest import NOW, PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -82,3 +83,18 @@ def test_a_line_of_an_approved_plan_stays_as_approved_whatever_the_form_says(
 
     line.refresh_from_db()
     assert (line.plan_id, line.amount) == (approved.pk, 500 * DOLLAR)
+
+
+def test_a_line_form_shows_nothing_of_another_organization(acme: DemoOrganization) -> None:
+    globex = demo_organization_create(
+        slug="globex", password=PASSWORD, now=NOW, engineers_per_team=1
+    )
+    line = draft(acme).lines.get(member=acme.members["product-eng1"])
+
+    page = client_for(acme.members["finance"]).get(f"/admin/allocation/planline/{line.pk}/change/")
+
+    assert page.status_code == 200
+    content = page.content.decode()
+    assert "globex-" not in content  # no other organization's members in a choice list
+    assert f'value="{globex.teams["product"].pk}"' not in content
+    assert 'name="amount"' in content  # the amount is what finance edits here
