@@ -19,6 +19,7 @@ from allocation.services import transfer_request_approve
 from budgets.errors import PeriodNotOpenError
 from budgets.models import OrganizationAccount, Period, Pool
 from budgets.selectors import pool_balance
+from budgets.services import period_create
 from ledger.models import Account, Transfer, TransferCode
 from ledger.services import hold_create, hold_post, hold_void, holds_expire
 from tests.conftest import NOW
@@ -212,3 +213,12 @@ def test_a_pending_request_of_a_closing_period_is_not_approved(acme: DemoOrganiz
     request.refresh_from_db()
     assert request.status == "pending"
     assert (available(source), available(target), Transfer.objects.count()) == before
+
+
+def test_the_quarter_due_opens_when_later_ones_are_already_planned(acme: DemoOrganization) -> None:
+    # Finance planned the whole next year ahead: four planned quarters exist.
+    org = acme.organization
+    quarters = [period_create(organization=org, fiscal_year=2027, quarter=q) for q in (1, 2, 3, 4)]
+    period_close(period=acme.period, now=acme.period.ends_at)
+
+    assert periods_due(now=acme.period.ends_at)[1] == [quarters[0].pk]
