@@ -98,3 +98,21 @@ def test_a_line_form_shows_nothing_of_another_organization(acme: DemoOrganizatio
     assert "globex-" not in content  # no other organization's members in a choice list
     assert f'value="{globex.teams["product"].pk}"' not in content
     assert 'name="amount"' in content  # the amount is what finance edits here
+
+
+@pytest.mark.parametrize(
+    ("who", "amount"), [("finance", 7 * DOLLAR), ("product-lead", 500 * DOLLAR)]
+)
+def test_finance_edits_a_draft_line_in_the_list(
+    acme: DemoOrganization, who: str, amount: int
+) -> None:
+    line = draft(acme).lines.get(member=acme.members["product-eng1"])
+
+    client_for(acme.members[who]).post(
+        "/admin/allocation/planline/",
+        {"form-TOTAL_FORMS": "1", "form-INITIAL_FORMS": "1", "form-0-id": line.pk,
+         "form-0-amount": 7 * DOLLAR, "_save": "Save"},
+    )  # fmt: skip
+
+    line.refresh_from_db()
+    assert line.amount == amount
