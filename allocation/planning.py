@@ -116,6 +116,8 @@ def owner_spend_since(*, pool: Pool, since: datetime, now: datetime) -> int:
 
 
 def _plan_lock(plan_id: int) -> Plan:
+    # Locks the period row too (no ``of``): an approval waits for an open in progress and then
+    # sees the period open, so no plan is approved after the open read that there was none.
     return Plan.objects.select_for_update(no_key=True).select_related("period").get(pk=plan_id)
 
 

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
+from django.db import transaction
 
 from allocation.demo import DOLLAR, DemoOrganization, demo_organization_create
-from allocation.errors import PlanNotDraftError, PlanTotalTooSmallError
+from allocation.errors import PeriodStateError, PlanNotDraftError, PlanTotalTooSmallError
 from allocation.models import Plan
-from allocation.periods import period_close
+from allocation.periods import period_close, period_open_scheduled
 from allocation.planning import plan_approve, plan_line_set, plan_propose, plan_total_set
 from budgets.errors import NotAllowedError
 from budgets.models import Period
 from tests.allocation.test_admin import client_for, listed
 from tests.allocation.test_periods import spend
 from tests.conftest import NOW, PASSWORD
+from tests.racing import race
 
 pytestmark = pytest.mark.django_db
 
@@ -116,3 +121,27 @@ def test_finance_edits_a_draft_line_in_the_list(
 
     line.refresh_from_db()
     assert line.amount == amount
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_plan_approved_while_its_period_opens_is_refused(
+    acme: DemoOrganization, postgres_only: None
+) -> None:
+    plan = draft(acme)
+    opened = threading.Event()
+
+    def open_slowly() -> None:
+        with transaction.atomic():
+            period_open_scheduled(period=plan.period, now=plan.period.starts_at)
+            opened.set()  # funded without a plan; still to commit
+            time.sleep(1)
+
+    def approve() -> object:
+        opened.wait(10)
+        return plan_approve(plan=plan, actor=acme.members["finance"], now=plan.period.starts_at)
+
+    outcomes = race([open_slowly, approve], threads=2)
+
+    assert isinstance(outcomes[1], PeriodStateError)
+    plan.refresh_from_db()
+    assert plan.status == "draft"  # an approved plan is one the open funded
