@@ -17,7 +17,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, F, Q, QuerySet, Sum, Value
+from django.db.models import CharField, Count, F, Q, QuerySet, Sum, Value
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce, TruncDay, TruncHour, TruncWeek
 
@@ -89,7 +89,9 @@ def spend_report(
         if dimension in DIMENSIONS:
             columns[dimension] = F(DIMENSIONS[dimension])
         elif dimension.startswith("tag:") and len(dimension) > 4:
-            columns[dimension] = Coalesce(KeyTextTransform(dimension[4:], "tags"), _blank())
+            columns[dimension] = Coalesce(
+                KeyTextTransform(dimension[4:], "tags"), _blank(), output_field=CharField()
+            )
         else:
             raise InvalidInputError(f"Spend cannot be grouped by {dimension!r}.")
     if bucket is not None:
@@ -97,11 +99,19 @@ def spend_report(
             raise InvalidInputError("The bucket is day or week.")
         trunc = TruncDay if bucket == "day" else TruncWeek
         columns["bucket"] = trunc("occurred_at", tzinfo=ZoneInfo(organization.timezone))
-    grouped = entries.annotate(**columns).values(*columns) if columns else entries
-    rows = [
-        {**row, **{k: int(row[k]) for k in MEASURES}}
-        for row in grouped.annotate(**_measures()).order_by(*columns)
-    ] if columns else []  # fmt: skip
+    # Aliases, not the dimensions' names: "team" or "model" would clash with the fields.
+    aliases = {f"group_{index}": column for index, column in enumerate(columns.values())}
+    names = dict(zip(aliases, columns, strict=True))
+    rows = []
+    if columns:
+        grouped = entries.annotate(**aliases).values(*aliases).annotate(**_measures())
+        for row in grouped.order_by(*aliases):
+            rows.append(
+                {
+                    **{names[alias]: row[alias] for alias in aliases},
+                    **{k: int(row[k]) for k in MEASURES},
+                }
+            )
     total = {k: int(v) for k, v in entries.aggregate(**_measures()).items()}
     return SpendReport(
         currency=organization.currency,
@@ -329,9 +339,9 @@ def savings_report(
     measured = {
         row["team_id"]: row
         for row in entries.values("team_id").annotate(
-            saving=Coalesce(Sum("saving"), 0),
+            total_saving=Coalesce(Sum("saving"), 0),
             downgraded_calls=Count("pk", filter=Q(saving__gt=0)),
-            amount=Coalesce(Sum("amount"), 0),
+            total_amount=Coalesce(Sum("amount"), 0),
         )
     }
     rows = []
@@ -340,9 +350,9 @@ def savings_report(
         rows.append(
             {
                 "lever": "model_downgrade", "team": team, "period": period,
-                "saving": int(found.get("saving", 0)),
+                "saving": int(found.get("total_saving", 0)),
                 "downgraded_calls": int(found.get("downgraded_calls", 0)),
-                "spent": int(found.get("amount", 0)),
+                "spent": int(found.get("total_amount", 0)),
             }
         )  # fmt: skip
     return rows
