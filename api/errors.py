@@ -14,6 +14,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from allocation.errors import RequestNotPendingError, SelfApprovalError
 from budgets.errors import InvalidStateError, NotAllowedError, NotFoundError, UnknownModelError
 from ledger.errors import (
     AccountNotFoundError,
@@ -32,6 +33,8 @@ _STATUS_BY_ERROR: dict[type[DomainError], int] = {
     TransferNotFoundError: status.HTTP_404_NOT_FOUND,
     UnknownModelError: status.HTTP_422_UNPROCESSABLE_ENTITY,
     NotAllowedError: status.HTTP_403_FORBIDDEN,
+    SelfApprovalError: status.HTTP_403_FORBIDDEN,
+    RequestNotPendingError: status.HTTP_409_CONFLICT,
 }
 
 

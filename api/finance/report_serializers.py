@@ -160,10 +160,10 @@ class CommitCreateInputSerializer(serializers.Serializer[dict[str, Any]]):
     repo = StrictCharField(max_length=200, help_text="e.g. acme/payments.")
     sha = serializers.RegexField(SHA, max_length=64)
     pr_number = serializers.IntegerField(
-        min_value=1, max_value=2**31 - 1, required=False, allow_null=True
+        min_value=1, max_value=2**31 - 1, required=False, allow_null=True, default=None
     )
     is_merged = serializers.BooleanField(default=False)
-    merged_at = serializers.DateTimeField(required=False, allow_null=True)
+    merged_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     author = StrictCharField(max_length=254, required=False, default="", allow_blank=True)
     session_ids = serializers.ListField(
         child=StrictCharField(max_length=200), required=False, default=list, max_length=1000
