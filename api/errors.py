@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404
+from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -71,3 +72,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         code = codes if isinstance(codes, str) else "error"
         response.data = {"code": code, "message": str(exc.detail)}
     return response
+
+
+@csrf_exempt  # it changes nothing; a POST to a wrong address must get JSON, not a CSRF page
+def api_not_found(request: HttpRequest, path: str = "") -> JsonResponse:
+    """Any /api/ address no route matches: the same JSON error, not Django's HTML page."""
+    return JsonResponse({"code": "not_found", "message": "Not found."}, status=404)

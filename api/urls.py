@@ -1,8 +1,9 @@
 """API routes, versioned under /api/v1/, and the OpenAPI schema."""
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from api.errors import api_not_found
 from api.finance import reports
 from api.finance import views as books
 from api.gateway import views as gateway
@@ -103,4 +104,6 @@ urlpatterns = [
         reports.CommitReceiptApi.as_view(),
         name="commit-receipt",
     ),
+    # Last: an address no route matches gets the JSON error every client parses.
+    re_path(r"^(?P<path>.*)$", api_not_found),
 ]

@@ -9,6 +9,7 @@ import django_filters as filters
 from django.db.models import Q, QuerySet
 
 from allocation.models import TransferRequest, TransferRequestStatus
+from api.finance.fields import UtcDateTimeFilter
 from budgets.errors import InvalidInputError
 from budgets.models import (
     Authorization,
@@ -69,8 +70,8 @@ class TransferFilter(filters.FilterSet):
     pool = filters.NumberFilter(method="filter_pool", help_text="Touching this pool's accounts.")
     code = filters.MultipleChoiceFilter(choices=TransferCode.choices)
     phase = filters.MultipleChoiceFilter(choices=TransferPhase.choices)
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
     tag = filters.CharFilter(method="filter_tag", help_text="name:value, on spend lines.")
 
     class Meta:
@@ -91,8 +92,8 @@ class TransferFilter(filters.FilterSet):
 class AuthorizationFilter(filters.FilterSet):
     status = filters.MultipleChoiceFilter(choices=AuthorizationStatus.choices)
     decision = filters.ChoiceFilter(choices=Decision.choices)
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
     tag = filters.CharFilter(method="filter_tag", help_text="name:value, e.g. pr:482.")
 
     class Meta:

@@ -6,6 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from api.finance.fields import UtcDateTimeField
 from api.money import MoneySerializer, StrictCharField
 from budgets.reports import BUCKETS
 
@@ -13,8 +14,8 @@ SHA = r"^[0-9a-f]{7,64}$"
 
 
 class RangeQuerySerializer(serializers.Serializer[dict[str, Any]]):
-    start = serializers.DateTimeField(help_text="Inclusive, ISO 8601.")
-    end = serializers.DateTimeField(help_text="Exclusive, ISO 8601.")
+    start = UtcDateTimeField(help_text="Inclusive, ISO 8601.")
+    end = UtcDateTimeField(help_text="Exclusive, ISO 8601.")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["start"] >= attrs["end"]:
@@ -36,7 +37,7 @@ class PeriodQuerySerializer(serializers.Serializer[dict[str, Any]]):
 
 
 class BurnQuerySerializer(PeriodQuerySerializer):
-    at = serializers.DateTimeField(required=False, help_text="Defaults to now.")
+    at = UtcDateTimeField(required=False, help_text="Defaults to now.")
 
 
 class MeasuresOutputSerializer(serializers.Serializer[dict[str, Any]]):
@@ -163,7 +164,7 @@ class CommitCreateInputSerializer(serializers.Serializer[dict[str, Any]]):
         min_value=1, max_value=2**31 - 1, required=False, allow_null=True, default=None
     )
     is_merged = serializers.BooleanField(default=False)
-    merged_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    merged_at = UtcDateTimeField(required=False, allow_null=True, default=None)
     author = StrictCharField(max_length=254, required=False, default="", allow_blank=True)
     session_ids = serializers.ListField(
         child=StrictCharField(max_length=200), required=False, default=list, max_length=1000

@@ -202,3 +202,19 @@ def test_authorization_records_filter_by_tag_and_status(spent: DemoOrganization)
     assert tagged["count"] == 1
     assert tagged["results"][0]["charged"]["amount"] == "0.045000"
     assert settled["count"] == 3
+
+
+def test_an_offset_postgresql_refuses_is_read_as_utc(acme: DemoOrganization) -> None:
+    # Found by schemathesis: PostgreSQL refuses offsets beyond 15:59 that Python accepts.
+    client = client_for(acme, "finance")
+
+    transfers = client.get("/api/v1/transfers", {"created_before": "0181-09-28T23:02:41+22:47"})
+    report = client.get(
+        "/api/v1/reports/spend",
+        {"start": "2026-11-01T00:00:00+23:00", "end": "2026-12-01T00:00:00-23:30"},
+    )
+    overflow = client.get("/api/v1/transfers", {"created_before": "0001-01-01T00:00:00+23:00"})
+
+    assert (transfers.status_code, transfers.json()["count"]) == (200, 0)
+    assert report.status_code == 200
+    assert (overflow.status_code, overflow.json()["code"]) == (400, "invalid")
