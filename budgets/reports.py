@@ -39,6 +39,7 @@ DIMENSIONS = {
 BUCKETS = ("day", "week")
 MEASURES = ("amount", "calls", "input_tokens", "cached_input_tokens", "output_tokens")
 OUTLIER_FACTOR = 8
+RUN_OUT_HORIZON_DAYS = 36_500
 
 
 def _measures() -> dict[str, Any]:
@@ -261,8 +262,10 @@ def burn_report(
         available = pool.account.available
         rate = rates.get(pool.pk, 0)
         runs_out = None
-        if rate > 0:
-            runs_out = at + timedelta(days=float(Decimal(max(available, 0)) / rate))
+        days = Decimal(max(available, 0)) / rate if rate > 0 else None
+        # Beyond a century is "not at this rate" (and past it the calendar ends).
+        if days is not None and days <= RUN_OUT_HORIZON_DAYS:
+            runs_out = at + timedelta(days=float(days))
         pool_rows.append(
             PoolBurn(pool=pool, available=available, daily_rate=rate, runs_out_on=runs_out)
         )

@@ -92,7 +92,9 @@ class PoolBurnOutputSerializer(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField()
     available = MoneySerializer()
     daily_rate = MoneySerializer(help_text="The last 7 days' average per day.")
-    runs_out_on = serializers.DateField(allow_null=True, help_text="At that rate; null: never.")
+    runs_out_on = serializers.DateField(
+        allow_null=True, help_text="At that rate; null: not within 100 years."
+    )
 
 
 class BurnReportOutputSerializer(serializers.Serializer[dict[str, Any]]):

@@ -254,3 +254,18 @@ def test_the_sync_is_idempotent_and_adds_only_new_spend(spent: DemoOrganization)
 
     # Ten lines for nine calls: the overage call posted its hold and its overage.
     assert (first, again, spend_entries_sync()) == (10, 0, 1)
+
+
+def test_a_pool_that_would_last_past_the_calendar_has_no_run_out_date(
+    acme: DemoOrganization,
+) -> None:
+    # Found by bench/reports.py: $1,000 at a micro-unit a week overflowed the date (a 500).
+    call(acme, "tiny", input_tokens=1, output_tokens=0, max_output_tokens=0)
+    client = client_for(acme, "finance")
+
+    body = client.get(
+        "/api/v1/reports/burn", {"period": str(acme.period.pk), "at": END.isoformat()}
+    ).json()
+
+    eng1 = next(p for p in body["pools"] if p["pool"] == acme.pools["platform-eng1"].pk)
+    assert (micros(eng1["daily_rate"]), eng1["runs_out_on"]) == (0, None)
