@@ -278,8 +278,8 @@ def main() -> int:
     if options.reseed:
         import psycopg
 
-        with psycopg.connect(f"{options.server}/postgres", autocommit=True) as connection:
-            connection.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
+        with psycopg.connect(f"{options.server}/postgres", autocommit=True) as server:
+            server.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
     _setup(options.server)
 
     from django.db import connection
@@ -304,7 +304,8 @@ def main() -> int:
         cursor.execute(
             "SELECT count(*) FROM budgets_spendentry WHERE organization_id = %s", [org.pk]
         )
-        print(f"spend entries: {cursor.fetchone()[0]:,}")
+        (entries,) = cursor.fetchone() or (0,)
+        print(f"spend entries: {entries:,}")
     _measure(org, period, finance, options.repeat)
 
     ledger = ledger_spend(organization_id=org.pk, start=period.starts_at, end=period.ends_at)
