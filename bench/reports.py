@@ -135,7 +135,7 @@ SELECT i,
        'session-' || (i / 25) AS session_id,
        %(start)s::timestamptz
            + (i::float8 / %(calls)s) * (%(end)s::timestamptz - %(start)s::timestamptz) AS at
-FROM generate_series(0, %(calls)s - 1) AS i
+FROM generate_series(0::bigint, %(calls)s - 1) AS i
 JOIN (
     SELECT p.n, p.id AS pool_id, p.account_id, p.spend_account_id, p.member_id,
            c.id AS credential_id, c.alias AS subject
