@@ -44,7 +44,7 @@ def call(
                 max_output_tokens=max_output_tokens, session_id=session_id, tags=tags or {},
             ),
         )  # fmt: skip
-        return authorization_settle(
+        authorization_settle(
             organization=acme.organization,
             authorization_id=str(authorization.id),
             usage=Usage(
@@ -52,6 +52,7 @@ def call(
                 cached_input_tokens=cached_input_tokens, output_tokens=output_tokens,
             ),
         )  # fmt: skip
+    return Authorization.objects.get(pk=authorization.id)
 
 
 def record(

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("budgets", "0004_gateway"),
+        ("budgets", "0006_period_closing"),
         ("ledger", "0003_hot_path_functions"),
     ]
 
