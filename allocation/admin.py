@@ -388,7 +388,7 @@ class PlanAdmin(OrganizationScopedAdmin):
     happened; lines are edited in the plan line list (drafts only)."""
 
     list_display = ("id", "period", "status", "total_money", "baseline", "buffer", "approved_by")
-    list_filter = ("status", "period")
+    list_filter = ("status", ("period", admin.RelatedOnlyFieldListFilter))
     readonly_fields = (
         "organization", "period", "status", "baseline", "buffer", "total_money", "created_by",
         "approved_by", "approved_at", "comparison",
@@ -448,8 +448,11 @@ class PlanLineAdmin(OrganizationScopedAdmin):
 
     organization_path = "plan__organization"
     list_display = ("id", "plan", "kind", "team", "member", "name", "baseline", "amount")
-    list_filter = ("plan", "kind")
+    list_filter = (("plan", admin.RelatedOnlyFieldListFilter), "kind")
     list_editable = ("amount",)
+    # Only the amount is edited (through plan_line_set); editable foreign keys would also list
+    # every organization's plans, teams and members as choices.
+    readonly_fields = ("plan", "kind", "team", "member", "name", "baseline")
 
     def scope_for_manager(self, queryset: QuerySet[Any], team_ids: set[int], member: Member) -> Any:
         return queryset.none()

@@ -533,11 +533,11 @@ def periods_due(*, now: datetime) -> tuple[list[int], list[int]]:
         .filter(periods__isnull=False)
         .distinct()
     ):
+        # The quarter containing now, not the last one the books have: later quarters may
+        # already be planned.
+        current = organization.periods.filter(starts_at__lte=now, ends_at__gt=now).first()
         last = organization.periods.order_by("-ends_at").first()
-        if last is None:
-            continue
-        current = last if last.starts_at <= now < last.ends_at else None
-        if current is None and last.ends_at <= now:
+        if current is None and last is not None and last.ends_at <= now:
             current = period_next_get_or_create(period=last)
         if current is not None and current.status == PeriodStatus.PLANNED:
             to_open.append(current.pk)

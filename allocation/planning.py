@@ -116,6 +116,8 @@ def owner_spend_since(*, pool: Pool, since: datetime, now: datetime) -> int:
 
 
 def _plan_lock(plan_id: int) -> Plan:
+    # Locks the period row too (no ``of``): an approval waits for an open in progress and then
+    # sees the period open, so no plan is approved after the open read that there was none.
     return Plan.objects.select_for_update(no_key=True).select_related("period").get(pk=plan_id)
 
 
@@ -127,12 +129,14 @@ def _ensure_draft(plan: Plan) -> None:
 @transaction.atomic
 def plan_line_set(*, line: PlanLine, amount: int, actor: Member) -> PlanLine:
     """Change a draft plan's line. Raises NotAllowedError, PlanNotDraftError, InvalidInputError."""
-    plan = _plan_lock(line.plan_id)
+    # The plan the line really belongs to (a line never changes plans), not the one the
+    # caller's copy names: a form may have changed it.
+    plan = _plan_lock(PlanLine.objects.values_list("plan_id", flat=True).get(pk=line.pk))
     _ensure_planner(actor=actor, period=plan.period)
     _ensure_draft(plan)
     if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
         raise InvalidInputError("A line's amount is a non-negative number of micro-units.")
-    line = PlanLine.objects.get(pk=line.pk)
+    line = PlanLine.objects.get(pk=line.pk, plan=plan)
     line.amount = amount
     line._history_user = actor.user  # type: ignore[attr-defined]
     line.save(update_fields=["amount"])

@@ -79,5 +79,8 @@ def member_can_request_exemption(*, member: Member, pool: Pool) -> bool:
 
 
 def member_can_decide_exemption(*, member: Member, exemption: Exemption) -> bool:
-    """A manager of the pool's team or an admin; never the requester."""
-    return _decides_for(member=member, requester_id=exemption.requester_id, pool=exemption.pool)
+    """A manager of the pool's team or an admin, who also answers for the pool that pays the
+    grant (the organization pool: admins only, as for allocations); never the requester."""
+    return _decides_for(
+        member=member, requester_id=exemption.requester_id, pool=exemption.pool
+    ) and member_manages_pool(member=member, pool=exemption.source_pool)

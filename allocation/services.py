@@ -179,12 +179,14 @@ def transfer_request_create(
 def transfer_request_approve(*, request: TransferRequest, approver: Member) -> TransferRequest:
     """Approve a pending request and move the money.
 
-    Raises RequestNotPendingError, SelfApprovalError, NotAllowedError, InsufficientFundsError
-    (the request then stays pending and nothing moves).
+    Raises RequestNotPendingError, SelfApprovalError, NotAllowedError, PeriodNotOpenError,
+    InsufficientFundsError (the request then stays pending and nothing moves).
     """
     request = transfer_request_lock(request_id=request.pk)
     now = timezone.now()
     _ensure_decidable(request=request, member=approver, now=now)
+    # A closing period's money leaves only through its sweeps (allocation/periods.py).
+    ensure_open(request.source)
     _execute(request=request, decided_by=approver, now=now)
     return request
 

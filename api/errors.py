@@ -9,11 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404
+from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from allocation.errors import RequestNotPendingError, SelfApprovalError
 from budgets.errors import InvalidStateError, NotAllowedError, NotFoundError, UnknownModelError
 from ledger.errors import (
     AccountNotFoundError,
@@ -32,6 +34,8 @@ _STATUS_BY_ERROR: dict[type[DomainError], int] = {
     TransferNotFoundError: status.HTTP_404_NOT_FOUND,
     UnknownModelError: status.HTTP_422_UNPROCESSABLE_ENTITY,
     NotAllowedError: status.HTTP_403_FORBIDDEN,
+    SelfApprovalError: status.HTTP_403_FORBIDDEN,
+    RequestNotPendingError: status.HTTP_409_CONFLICT,
 }
 
 
@@ -68,3 +72,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         code = codes if isinstance(codes, str) else "error"
         response.data = {"code": code, "message": str(exc.detail)}
     return response
+
+
+@csrf_exempt  # it changes nothing; a POST to a wrong address must get JSON, not a CSRF page
+def api_not_found(request: HttpRequest, path: str = "") -> JsonResponse:
+    """Any /api/ address no route matches: the same JSON error, not Django's HTML page."""
+    return JsonResponse({"code": "not_found", "message": "Not found."}, status=404)

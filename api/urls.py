@@ -1,8 +1,11 @@
 """API routes, versioned under /api/v1/, and the OpenAPI schema."""
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from api.errors import api_not_found
+from api.finance import alerts, reports
+from api.finance import views as books
 from api.gateway import views as gateway
 from api.health import HealthApi
 
@@ -28,4 +31,86 @@ urlpatterns = [
         gateway.AuthorizationVoidApi.as_view(),
         name="authorization-void",
     ),
+    # People: the books, scoped by role (docs/api.md).
+    path("v1/organizations", books.OrganizationListApi.as_view(), name="organizations"),
+    path("v1/organizations/<int:pk>", books.OrganizationDetailApi.as_view(), name="organization"),
+    path("v1/teams", books.TeamListApi.as_view(), name="teams"),
+    path("v1/teams/<int:pk>", books.TeamDetailApi.as_view(), name="team"),
+    path("v1/members", books.MemberListApi.as_view(), name="members"),
+    path("v1/members/<int:pk>", books.MemberDetailApi.as_view(), name="member"),
+    path("v1/periods", books.PeriodListApi.as_view(), name="periods"),
+    path("v1/periods/<int:pk>", books.PeriodDetailApi.as_view(), name="period"),
+    path("v1/pools", books.PoolListApi.as_view(), name="pools"),
+    path("v1/pools/<int:pk>", books.PoolDetailApi.as_view(), name="pool"),
+    path("v1/pools/<int:pool_id>/fund", books.PoolFundApi.as_view(), name="pool-fund"),
+    path("v1/pools/<int:pool_id>/allocate", books.PoolAllocateApi.as_view(), name="pool-allocate"),
+    path("v1/transfers", books.TransferListApi.as_view(), name="transfers"),
+    path("v1/transfers/<int:pk>", books.TransferDetailApi.as_view(), name="transfer"),
+    # /v1/authorizations is the gateway's; people read the same records here.
+    path(
+        "v1/authorization-records",
+        books.AuthorizationRecordListApi.as_view(),
+        name="authorization-records",
+    ),
+    path(
+        "v1/authorization-records/<uuid:pk>",
+        books.AuthorizationRecordDetailApi.as_view(),
+        name="authorization-record",
+    ),
+    path(
+        "v1/transfer-requests",
+        books.TransferRequestCollectionApi.as_view(),
+        name="transfer-requests",
+    ),
+    path(
+        "v1/transfer-requests/<int:pk>",
+        books.TransferRequestDetailApi.as_view(),
+        name="transfer-request",
+    ),
+    path(
+        "v1/transfer-requests/<int:request_id>/approve",
+        books.TransferRequestApproveApi.as_view(),
+        name="transfer-request-approve",
+    ),
+    path(
+        "v1/transfer-requests/<int:request_id>/reject",
+        books.TransferRequestRejectApi.as_view(),
+        name="transfer-request-reject",
+    ),
+    path(
+        "v1/transfer-requests/<int:request_id>/cancel",
+        books.TransferRequestCancelApi.as_view(),
+        name="transfer-request-cancel",
+    ),
+    path("v1/alerts", alerts.AlertListApi.as_view(), name="alerts"),
+    path("v1/alerts/<int:pk>", alerts.AlertDetailApi.as_view(), name="alert"),
+    path(
+        "v1/alerts/<int:alert_id>/acknowledge",
+        alerts.AlertAcknowledgeApi.as_view(),
+        name="alert-acknowledge",
+    ),
+    path("v1/reports/spend", reports.SpendReportApi.as_view(), name="report-spend"),
+    path("v1/reports/allocation", reports.AllocationReportApi.as_view(), name="report-allocation"),
+    path("v1/reports/burn", reports.BurnReportApi.as_view(), name="report-burn"),
+    path("v1/reports/outliers", reports.OutlierReportApi.as_view(), name="report-outliers"),
+    path("v1/reports/savings", reports.SavingsReportApi.as_view(), name="report-savings"),
+    path("v1/reports/chargeback", reports.ChargebackReportApi.as_view(), name="report-chargeback"),
+    path(
+        "v1/reports/chargeback.csv",
+        reports.ChargebackCsvApi.as_view(),
+        name="report-chargeback-csv",
+    ),
+    path(
+        "v1/reports/pull-requests",
+        reports.PullRequestCostReportApi.as_view(),
+        name="report-pull-requests",
+    ),
+    path("v1/commits", reports.CommitCreateApi.as_view(), name="commits"),
+    path(
+        "v1/commits/<path:repo>/<str:sha>/receipt",
+        reports.CommitReceiptApi.as_view(),
+        name="commit-receipt",
+    ),
+    # Last: an address no route matches gets the JSON error every client parses.
+    re_path(r"^(?P<path>.*)$", api_not_found),
 ]

@@ -639,3 +639,147 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"delivery of alert {self.alert_id} to {self.subscription_id}: {self.status}"
+
+
+class SpendEntry(models.Model):
+    """One posted ledger line of spend, with the dimensions reports group by.
+
+    A read model, derived: built by ``budgets.spend.spend_entries_sync`` from immutable ledger
+    transfers into (or, for reversals, out of) a pool's spend account, never written by the
+    gateway. Exactly one entry per such transfer (its primary key), so the entries of a range
+    sum to the ledger's spend of that range to the micro-unit. A call's count, tokens and
+    measured saving sit on exactly one of its entries (``calls`` = 1), the rest carry money.
+    """
+
+    transfer = models.OneToOneField(
+        "ledger.Transfer", on_delete=models.PROTECT, primary_key=True, related_name="spend_entry"
+    )
+    # Single-column indexes on these would only slow the sync: the composite ones below serve.
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    period = models.ForeignKey(Period, on_delete=models.PROTECT, related_name="+", db_index=False)
+    pool = models.ForeignKey(Pool, on_delete=models.PROTECT, related_name="+", db_index=False)
+    team = models.ForeignKey(
+        Team, on_delete=models.PROTECT, null=True, related_name="+", db_index=False,
+        help_text="The pool's team at posting (a member pool: the member's home team).",
+    )  # fmt: skip
+    member = models.ForeignKey(
+        Member, on_delete=models.PROTECT, null=True, related_name="+", db_index=False
+    )
+    authorization = models.ForeignKey(
+        Authorization, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    credential_kind = models.CharField(max_length=16, blank=True, default="")
+    model = models.CharField(max_length=200, blank=True, default="")
+    session_id = models.CharField(max_length=200, blank=True, default="")
+    # The four tags reports group by most, as columns; any other tag is read from ``tags``.
+    repo = models.CharField(max_length=200, blank=True, default="")
+    pr = models.CharField(max_length=64, blank=True, default="")
+    ticket = models.CharField(max_length=200, blank=True, default="")
+    use_case = models.CharField(max_length=200, blank=True, default="")
+    tags = models.JSONField(default=dict, blank=True)
+    amount = models.BigIntegerField(help_text="Micro-units; negative for a reversal of spend.")
+    calls = models.PositiveSmallIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    saving = models.BigIntegerField(
+        default=0, help_text="Measured: the usage at the requested model minus the charge."
+    )
+    occurred_at = models.DateTimeField(help_text="The transfer's posting time.")
+
+    class Meta:
+        verbose_name_plural = "spend entries"
+        constraints = [
+            models.CheckConstraint(name="budgets_spend_calls_0_or_1", condition=Q(calls__lte=1)),
+            models.CheckConstraint(
+                name="budgets_spend_tokens_non_negative",
+                condition=Q(input_tokens__gte=0, cached_input_tokens__gte=0, output_tokens__gte=0),
+            ),
+        ]
+        indexes = [
+            # Every report reads one organization's range by posting time.
+            models.Index(fields=["organization", "occurred_at"], name="budgets_spend_org_time"),
+            models.Index(fields=["pool", "occurred_at"], name="budgets_spend_pool_time"),
+            models.Index(fields=["session_id"], name="budgets_spend_session"),
+        ]
+
+    def __str__(self) -> str:
+        return f"spend of transfer #{self.transfer_id}"
+
+
+class SpendSyncState(models.Model):
+    """How far ``spend_entries_sync`` has read the ledger: every spend transfer with an id at
+    or below ``transfer_id`` has its entry. One row; its lock serializes the sync."""
+
+    transfer_id = models.BigIntegerField(default=0)
+    synced_at = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"spend synced to transfer #{self.transfer_id}"
+
+
+class Commit(models.Model):
+    """A commit that AI sessions worked on: its repo, sha, pull request and author."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    repo = models.CharField(max_length=200, help_text="e.g. acme/payments.")
+    sha = models.CharField(max_length=64)
+    pr_number = models.PositiveIntegerField(null=True, blank=True)
+    is_merged = models.BooleanField(default=False)
+    author = models.CharField(max_length=254, blank=True, default="")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    merged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "repo", "sha"], name="budgets_commit_unique"
+            ),
+            models.CheckConstraint(
+                name="budgets_commit_sha_hex", condition=Q(sha__regex=r"^[0-9a-f]{7,64}$")
+            ),
+            # A merged commit says when; an unmerged one does not.
+            models.CheckConstraint(
+                name="budgets_commit_merged_at",
+                condition=Q(is_merged=True, merged_at__isnull=False)
+                | Q(is_merged=False, merged_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.repo}@{self.sha[:12]}"
+
+
+class CommitLink(models.Model):
+    """A gateway session, or one authorization, whose spend went into a commit."""
+
+    commit = models.ForeignKey(Commit, on_delete=models.CASCADE, related_name="links")
+    session_id = models.CharField(max_length=200, blank=True, default="")
+    authorization = models.ForeignKey(
+        Authorization, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="budgets_commit_link_one_target",
+                condition=(Q(authorization__isnull=True) & ~Q(session_id=""))
+                | (Q(authorization__isnull=False) & Q(session_id="")),
+            ),
+            models.UniqueConstraint(
+                fields=["commit", "session_id"],
+                condition=~Q(session_id=""),
+                name="budgets_commit_link_session",
+            ),
+            models.UniqueConstraint(
+                fields=["commit", "authorization"],
+                condition=Q(authorization__isnull=False),
+                name="budgets_commit_link_authorization",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.commit}: {self.session_id or self.authorization_id}"

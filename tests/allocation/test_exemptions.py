@@ -157,3 +157,43 @@ def test_engineers_cannot_revoke(acme: DemoOrganization) -> None:
         exemption_revoke(exemption=exemption, actor=acme.members["product-eng1"], now=START)
     exemption.refresh_from_db()
     assert exemption.status == "granted"
+
+
+def test_a_grant_from_the_organization_pool_needs_an_admin(acme: DemoOrganization) -> None:
+    # The team's manager may not hand out the organization's money (allocating from the
+    # organization pool is for admins), not even as an exemption for one of their engineers.
+    exemption = ask(acme, source="organization")
+    before = (available(acme.org_pool), Transfer.objects.count())
+
+    with pytest.raises(NotAllowedError):
+        exemption_approve(exemption=exemption, approver=acme.members["product-lead"], now=START)
+
+    exemption.refresh_from_db()
+    assert exemption.status == "pending"
+    assert (available(acme.org_pool), Transfer.objects.count()) == before
+    assert (
+        exemption_approve(exemption=exemption, approver=acme.members["admin"], now=START).status
+        == "granted"
+    )
+
+
+def test_a_grant_from_the_parent_team_needs_a_manager_of_the_parent(
+    acme: DemoOrganization,
+) -> None:
+    # Infra is a sub-team of Platform: its exemption is paid by Platform's pool, so Infra's
+    # own manager cannot approve it; Platform's can.
+    infra, platform = acme.pools["infra"], acme.pools["platform"]
+    exemption = exemption_request(
+        pool=infra, amount=500 * DOLLAR, starts_at=START, ends_at=END, use_case="cluster tests",
+        reason="benchmarks", requester=acme.members["admin"], now=NOW,
+    )  # fmt: skip
+    before = (available(platform), Transfer.objects.count())
+
+    with pytest.raises(NotAllowedError):
+        exemption_approve(exemption=exemption, approver=acme.members["infra-lead"], now=START)
+
+    exemption.refresh_from_db()
+    assert exemption.status == "pending"
+    assert (available(platform), Transfer.objects.count()) == before
+    exemption_approve(exemption=exemption, approver=acme.members["platform-lead"], now=START)
+    assert available(platform) == before[0] - 500 * DOLLAR

@@ -15,10 +15,13 @@ from allocation.models import PoolSweep, RolloverMode, RolloverPolicy
 from allocation.owners import Owner, owner_pool
 from allocation.periods import period_close, period_open_scheduled, periods_due
 from allocation.planning import plan_approve, plan_line_set, plan_propose, plan_total_set
+from allocation.services import transfer_request_approve
+from budgets.errors import PeriodNotOpenError
 from budgets.models import OrganizationAccount, Period, Pool
 from budgets.selectors import pool_balance
+from budgets.services import period_create
 from ledger.models import Account, Transfer, TransferCode
-from ledger.services import hold_create, hold_post, holds_expire
+from ledger.services import hold_create, hold_post, hold_void, holds_expire
 from tests.conftest import NOW
 
 pytestmark = pytest.mark.django_db
@@ -193,3 +196,29 @@ def test_now_is_before_the_period_start_in_its_timezone(acme: DemoOrganization) 
     # Berlin: FY2026 Q4 ends at 2027-02-01 00:00 local, 2027-01-31 23:00 UTC.
     assert acme.period.ends_at.isoformat() == "2027-01-31T23:00:00+00:00"
     assert periods_due(now=NOW) == ([], [])
+
+
+def test_a_pending_request_of_a_closing_period_is_not_approved(acme: DemoOrganization) -> None:
+    # platform-eng1 → product-eng1, $40: over the peer limit, so waiting for platform-lead.
+    request = acme.requests[0]
+    source, target = acme.pools["platform-eng1"], acme.pools["product-eng1"]
+    hold = spend(source, 100 * DOLLAR)
+    period_close(period=acme.period, now=acme.period.ends_at)  # swept: only the hold is left
+    hold_void(hold_id=hold)  # released after the sweep: the next round's to move
+    before = (available(source), available(target), Transfer.objects.count())
+
+    with pytest.raises(PeriodNotOpenError):
+        transfer_request_approve(request=request, approver=acme.members["platform-lead"])
+
+    request.refresh_from_db()
+    assert request.status == "pending"
+    assert (available(source), available(target), Transfer.objects.count()) == before
+
+
+def test_the_quarter_due_opens_when_later_ones_are_already_planned(acme: DemoOrganization) -> None:
+    # Finance planned the whole next year ahead: four planned quarters exist.
+    org = acme.organization
+    quarters = [period_create(organization=org, fiscal_year=2027, quarter=q) for q in (1, 2, 3, 4)]
+    period_close(period=acme.period, now=acme.period.ends_at)
+
+    assert periods_due(now=acme.period.ends_at)[1] == [quarters[0].pk]

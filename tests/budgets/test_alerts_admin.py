@@ -13,6 +13,7 @@ from tests.conftest import NOW, PASSWORD
 
 pytestmark = pytest.mark.django_db
 ALERTS = "/admin/budgets/alert/"
+JSON = "application/json"
 
 
 def client_for(member: Member) -> Client:
@@ -119,3 +120,53 @@ def test_only_an_org_admin_resends_a_delivery(
     client_for(acme.members["admin"]).post(url, post)
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, sent) == ("pending", 0, [delivery.pk])
+
+
+# --- the same over the API ------------------------------------------------------------------
+
+
+def api_for(member: Member) -> Client:
+    return client_for(member)
+
+
+@pytest.mark.parametrize(
+    ("who", "visible"),
+    [
+        ("platform-lead", {"platform"}),
+        ("platform-eng1", {"platform"}),  # their own pool's
+        ("product-eng1", {"product"}),
+        ("finance", {"platform", "product"}),
+    ],
+)
+def test_the_api_lists_each_role_its_alerts(
+    acme: DemoOrganization, alerts: dict[str, Alert], who: str, visible: set[str]
+) -> None:
+    response = api_for(acme.members[who]).get("/api/v1/alerts")
+
+    assert response.status_code == 200
+    assert {row["id"] for row in response.json()["results"]} == {
+        alerts[name].pk for name in visible
+    }
+
+
+def test_acknowledge_over_the_api(acme: DemoOrganization, alerts: dict[str, Alert]) -> None:
+    lead = api_for(acme.members["platform-lead"])
+    url = f"/api/v1/alerts/{alerts['platform'].pk}/acknowledge"
+
+    first = lead.post(url, HTTP_IDEMPOTENCY_KEY="ack-1", content_type=JSON)
+    replay = lead.post(url, HTTP_IDEMPOTENCY_KEY="ack-1", content_type=JSON)
+    again = lead.post(url, HTTP_IDEMPOTENCY_KEY="ack-2", content_type=JSON)
+    engineer = api_for(acme.members["platform-eng1"]).post(
+        url, HTTP_IDEMPOTENCY_KEY="ack-3", content_type=JSON
+    )
+    foreign = lead.post(f"/api/v1/alerts/{alerts['globex'].pk}/acknowledge", content_type=JSON)
+    unacknowledged = lead.get("/api/v1/alerts?acknowledged=false").json()["results"]
+
+    assert (first.status_code, first.json()["acknowledged_by"]) == (
+        200, acme.members["platform-lead"].pk,
+    )  # fmt: skip
+    assert replay.json() == first.json()
+    assert (again.status_code, again.json()["code"]) == (409, "invalid_state")
+    assert (engineer.status_code, engineer.json()["code"]) == (403, "not_allowed")
+    assert foreign.status_code == 404
+    assert unacknowledged == []

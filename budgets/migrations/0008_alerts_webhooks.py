@@ -10,7 +10,7 @@ import budgets.models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("budgets", "0006_period_closing"),
+        ("budgets", "0007_spend_entries_and_commits"),
         ("ledger", "0003_hot_path_functions"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -1,0 +1,138 @@
+"""What every people-facing endpoint shares: who is asking, and Idempotency-Key on POST.
+
+New write endpoints (exemptions and plans, issue 5) are thin views on ``MemberApi`` whose
+``post`` is wrapped in ``@idempotent``: authenticate, scope, validate, call one service.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
+from rest_framework.views import APIView
+
+from api.gateway.serializers import ErrorOutputSerializer
+from api.models import IdempotentAnswer
+from api.tokens import PersonalTokenAuthentication
+from budgets.errors import InvalidInputError, NotAllowedError
+from budgets.models import Member
+from ledger.errors import IdempotencyConflictError
+
+# The token first: its challenge makes a missing credential 401 (a session alone would be 403).
+AUTHENTICATION = (PersonalTokenAuthentication, SessionAuthentication)
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    name="Idempotency-Key",
+    type=OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="Retry-safe POST: the same key with the same request replays the first "
+    "answer (header Idempotent-Replayed: true); with a different request it is refused (409).",
+)
+
+
+def errors(*codes: int) -> dict[int, OpenApiResponse]:
+    """Documented error responses: every error has a stable ``code`` and a ``message``."""
+    described = {
+        400: "invalid, invalid_input",
+        401: "not_authenticated, authentication_failed",
+        402: "insufficient_funds",
+        403: "not_a_member, not_allowed, self_approval",
+        404: "not_found",
+        409: "idempotency_conflict, request_not_pending",
+    }
+    return {
+        code: OpenApiResponse(ErrorOutputSerializer, description=described[code]) for code in codes
+    }
+
+
+READ_ERRORS = errors(400, 401, 403, 404)
+WRITE_ERRORS = errors(400, 401, 402, 403, 404, 409)
+
+
+class NotAMemberError(NotAllowedError):
+    code = "not_a_member"
+    default_message = "Only members of an organization use this API."
+
+
+class MemberApi(APIView):
+    """A person's endpoint: signed in (session) or with a personal API token, and an active
+    member of an organization."""
+
+    authentication_classes = AUTHENTICATION
+    permission_classes = (IsAuthenticated,)
+
+    def member(self, request: Request) -> Member:
+        cached: Member | None = getattr(request, "_member", None)
+        if cached is not None:
+            return cached
+        member = (
+            Member.objects.select_related("organization", "user")
+            .filter(user_id=_user_id(request), is_active=True)
+            .first()
+        )
+        if member is None:
+            raise NotAMemberError()
+        request._member = member  # type: ignore[attr-defined]
+        return member
+
+
+def _user_id(request: Request) -> int:
+    return int(request.user.pk or 0)
+
+
+def _digest(request: Request) -> str:
+    body = json.dumps(request.data, sort_keys=True, cls=JSONEncoder)
+    return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
+
+
+def _replay(answer: IdempotentAnswer, digest: str, key: str) -> Response:
+    if answer.request_digest != digest:
+        raise IdempotencyConflictError(idempotency_key=key)
+    return Response(answer.body, status=answer.status_code, headers={"Idempotent-Replayed": "true"})
+
+
+def idempotent(post: Callable[..., Response]) -> Callable[..., Response]:
+    """Honour Idempotency-Key on a POST: the view and the kept answer commit together, so a
+    retry gets the first success replayed, and a failure (which changed nothing) may be
+    retried with the same key."""
+
+    @wraps(post)
+    def wrapper(view: MemberApi, request: Request, *args: Any, **kwargs: Any) -> Response:
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            return post(view, request, *args, **kwargs)
+        if not 1 <= len(key) <= 200:
+            raise InvalidInputError("An Idempotency-Key has 1 to 200 characters.")
+        digest = _digest(request)
+        kept = IdempotentAnswer.objects.filter(user_id=_user_id(request), key=key).first()
+        if kept is not None:
+            return _replay(kept, digest, key)
+        try:
+            with transaction.atomic():
+                response = post(view, request, *args, **kwargs)
+                IdempotentAnswer.objects.create(
+                    user_id=_user_id(request), key=key, request_digest=digest,
+                    status_code=response.status_code,
+                    body=json.loads(json.dumps(response.data, cls=JSONEncoder)),
+                )  # fmt: skip
+        except IntegrityError:
+            # The same key raced us and won; our work rolled back: answer as the winner did.
+            winner = IdempotentAnswer.objects.filter(user_id=_user_id(request), key=key).first()
+            if winner is None:
+                raise
+            return _replay(winner, digest, key)
+        return response
+
+    return wrapper

@@ -1,0 +1,384 @@
+"""How fast the finance reports answer for a quarter of realistic usage.
+
+What it measures: each report endpoint of docs/api.md, called in process through the API
+(authentication, scoping, the query, serialization; no network) as finance for a whole quarter,
+over ``--calls`` settled gateway calls (default 1,000,000) by ``--teams`` x ``--engineers``
+members (default 10 x 30 = 300) and a CI pool per team, tagged with repo, pr, ticket and
+use_case; a tenth of the calls were downgraded (opus requested, sonnet charged). It prints the
+best and the median of ``--repeat`` runs per report, and checks that the spend report's total
+equals the ledger's spend of the quarter to the micro-unit.
+
+Seeding: the organization, teams, members and pools through the services; then the calls in
+bulk, in SQL (``INSERT ... SELECT generate_series``): per call an Authorization, its hold
+(phase ``pending``) and the hold's post (phase ``post``), and the accounts' counters moved by
+the same sums, so ``ledger_verify`` holds. Then ``spend_entries_sync`` builds the spend entries
+from those transfers (timed: it is the catch-up a new deployment runs once), and ``ANALYZE``.
+All of it in its own database, ``budget_ledger_reportbench`` (created if missing, reseeded
+with ``--reseed``; otherwise an earlier seed is reused).
+
+Run from the repository root (PostgreSQL on 127.0.0.1:5432)::
+
+    .venv/bin/python bench/reports.py [--calls 1000000] [--repeat 5] [--reseed]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+DATABASE = "budget_ledger_reportbench"
+ROOT = Path(__file__).resolve().parent.parent
+DOLLAR = 1_000_000
+
+
+def _setup(server: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
+        exists = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]
+        ).fetchone()
+        if not exists:
+            connection.execute(f"CREATE DATABASE {DATABASE}")
+    os.environ["DATABASE_URL"] = f"{server}/{DATABASE}"
+    os.environ.setdefault("DJANGO_DEBUG", "1")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    # Hundreds of bench users: PBKDF2 would dominate the seeding.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    call_command("migrate", verbosity=0)
+
+
+def _seed_people(teams: int, engineers: int) -> Any:
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+
+    from allocation.services import pool_allocate, pool_fund
+    from budgets.models import Role
+    from budgets.services import (
+        credential_create,
+        member_create,
+        organization_create,
+        period_create,
+        period_open,
+        pool_create,
+        team_create,
+    )
+
+    users = get_user_model()
+    with transaction.atomic():
+        org = organization_create(
+            name="Bench", slug="bench", currency="USD", timezone="UTC",
+            fiscal_year_start_month=1, peer_transfer_limit=25 * DOLLAR,
+        )  # fmt: skip
+        # A quarter in the past: the sync's watermark passes only rows older than its lag.
+        period = period_open(period=period_create(organization=org, fiscal_year=2026, quarter=3))
+        org_pool = pool_create(period=period, kind="organization")
+
+        def person(name: str, role: Role, team: Any = None, manages: Any = ()) -> Any:
+            user = users.objects.create_user(username=f"bench-{name}", password="x")
+            return member_create(
+                organization=org, user=user, role=role, team=team, managed_teams=list(manages)
+            )
+
+        finance = person("finance", Role.FINANCE)
+        admin = person("admin", Role.ADMIN)
+        pool_fund(pool=org_pool, amount=100_000_000 * DOLLAR, actor=finance)
+        for t in range(teams):
+            team = team_create(
+                organization=org, name=f"Team {t}", slug=f"team-{t}", cost_center=f"CC-{t:03}"
+            )
+            team_pool = pool_create(period=period, kind="team", team=team)
+            pool_allocate(source=org_pool, target=team_pool, amount=5_000_000 * DOLLAR, actor=admin)
+            lead = person(f"lead-{t}", Role.MANAGER, team, [team])
+            for e in range(engineers):
+                engineer = person(f"eng-{t}-{e}", Role.ENGINEER, team)
+                pool = pool_create(period=period, kind="member", member=engineer)
+                pool_allocate(source=team_pool, target=pool, amount=100_000 * DOLLAR, actor=lead)
+                credential_create(
+                    organization=org, kind="interactive", alias=f"eng-{t}-{e}", member=engineer
+                )
+            ci = pool_create(period=period, kind="shared", team=team, name="ci")
+            pool_allocate(source=team_pool, target=ci, amount=1_000_000 * DOLLAR, actor=lead)
+            credential_create(
+                organization=org, kind="ci", alias=f"ci-{t}", team=team, shared_pool_name="ci"
+            )
+    return org, period, finance
+
+
+# One statement per table; the calls' values come from a temporary table built once.
+_CALLS = """
+CREATE TEMP TABLE bench_calls AS
+SELECT i,
+       pools.pool_id, pools.account_id, pools.spend_account_id, pools.member_id,
+       pools.credential_id, pools.subject,
+       (ARRAY['claude-sonnet-4-5','claude-haiku-4-5','gpt-5'])[1 + i %% 3] AS model,
+       (i %% 10 = 0) AS downgraded,
+       2000 + (i * 7919) %% 40000 AS input_tokens,
+       (i * 104729) %% 8000 AS cached_tokens,
+       200 + (i * 613) %% 4000 AS output_tokens,
+       'acme/repo-' || (i %% 20) AS repo,
+       (1 + (i / 40) %% 6000)::text AS pr,
+       'ENG-' || (i %% 2000) AS ticket,
+       (ARRAY['feature','review','tests','refactor'])[1 + i %% 4] AS use_case,
+       'session-' || (i / 25) AS session_id,
+       %(start)s::timestamptz
+           + (i::float8 / %(calls)s) * (%(end)s::timestamptz - %(start)s::timestamptz) AS at
+FROM generate_series(0::bigint, %(calls)s - 1) AS i
+JOIN (
+    SELECT p.n, p.id AS pool_id, p.account_id, p.spend_account_id, p.member_id,
+           c.id AS credential_id, c.alias AS subject
+    FROM bench_pools p JOIN budgets_credential c ON c.id = p.credential_id
+) AS pools ON pools.n = i %% %(pools)s;
+"""
+
+_COSTED = [
+    "ALTER TABLE bench_calls ADD COLUMN cost bigint, ADD COLUMN requested_cost bigint, "
+    "ADD COLUMN hold_id bigint",
+    """UPDATE bench_calls SET
+    cost = CASE model
+        WHEN 'claude-haiku-4-5' THEN input_tokens * 1 + cached_tokens / 10 + output_tokens * 5
+        WHEN 'gpt-5' THEN (input_tokens * 125) / 100 + cached_tokens / 8 + output_tokens * 10
+        ELSE input_tokens * 3 + (cached_tokens * 3) / 10 + output_tokens * 15 END,
+    hold_id = %(base)s + 2 * i""",
+    """UPDATE bench_calls SET requested_cost = CASE WHEN downgraded
+    THEN input_tokens * 5 + cached_tokens / 2 + output_tokens * 25 ELSE cost END""",
+]
+
+_TRANSFERS = """
+INSERT INTO ledger_transfer (id, debit_account_id, credit_account_id, amount, currency, code,
+    phase, pending_id, reverses_id, expires_at, idempotency_namespace, idempotency_key,
+    request_digest, metadata, actor, created_at)
+SELECT hold_id, account_id, spend_account_id, cost, 'USD', 'spend', 'pending', NULL::bigint,
+       NULL::bigint, at + interval '10 minutes', '', NULL::text, '', '{}'::jsonb, 'gateway',
+       at - interval '20 seconds'
+FROM bench_calls
+UNION ALL
+SELECT hold_id + 1, account_id, spend_account_id, cost, 'USD', 'spend', 'post', hold_id,
+       NULL::bigint, NULL::timestamptz, '', NULL::text, '', '{}'::jsonb, 'gateway', at
+FROM bench_calls;
+"""
+
+_AUTHORIZATIONS = """
+INSERT INTO budgets_authorization (id, organization_id, pool_id, credential_id, member_id,
+    subject, idempotency_key, request_digest, requested_model, model, decision, status, code,
+    message, hold_id, reserved, available_at_decision, charged, released, overage,
+    cost_at_requested_model, session_id, tags, input_tokens, max_output_tokens, usage,
+    created_at, expires_at, settled_at)
+SELECT md5('bench' || i)::uuid, %(org)s, pool_id, credential_id, member_id, subject,
+       'bench-' || i, '', CASE WHEN downgraded THEN 'claude-opus-4-5' ELSE model END, model,
+       CASE WHEN downgraded THEN 'downgrade' ELSE 'allow' END, 'settled', '', '', hold_id,
+       cost, 0, cost, 0, 0, requested_cost, session_id,
+       jsonb_build_object('repo', repo, 'pr', pr, 'ticket', ticket, 'use_case', use_case),
+       input_tokens, output_tokens,
+       jsonb_build_object('charged_model', model, 'request', jsonb_build_object(
+           'model', model, 'input_tokens', input_tokens, 'cached_input_tokens', cached_tokens,
+           'cache_write_tokens', 0, 'output_tokens', output_tokens, 'amount', NULL)),
+       at - interval '20 seconds', at + interval '10 minutes', at
+FROM bench_calls;
+"""
+
+_COUNTERS = """
+UPDATE ledger_account a SET debits_posted = a.debits_posted + s.total
+FROM (SELECT account_id, sum(cost) AS total FROM bench_calls GROUP BY account_id) s
+WHERE a.id = s.account_id;
+UPDATE ledger_account a SET credits_posted = a.credits_posted + s.total
+FROM (SELECT spend_account_id, sum(cost) AS total FROM bench_calls GROUP BY spend_account_id) s
+WHERE a.id = s.spend_account_id;
+"""
+
+
+def _seed_calls(org: Any, period: Any, calls: int) -> None:
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE bench_pools AS "
+            "SELECT row_number() OVER (ORDER BY p.id) - 1 AS n, p.id, p.account_id, "
+            "p.spend_account_id, p.member_id, c.id AS credential_id "
+            "FROM budgets_pool p JOIN budgets_credential c ON "
+            "(p.kind = 'member' AND c.member_id = p.member_id) OR "
+            "(p.kind = 'shared' AND c.team_id = p.team_id AND c.shared_pool_name = p.name) "
+            "WHERE p.period_id = %s",
+            [period.pk],
+        )
+        cursor.execute("SELECT count(*) FROM bench_pools")
+        pools = cursor.fetchone()[0]
+        cursor.execute(
+            _CALLS,
+            {"start": period.starts_at, "end": period.ends_at, "calls": calls, "pools": pools},
+        )
+        cursor.execute("SELECT pg_get_serial_sequence('ledger_transfer', 'id')")
+        sequence = cursor.fetchone()[0]
+        cursor.execute("SELECT nextval(%s)", [sequence])
+        base = cursor.fetchone()[0] + 1
+        cursor.execute("SELECT setval(%s, %s)", [sequence, base + 2 * calls + 1])
+        for statement in _COSTED:
+            cursor.execute(statement, {"base": base} if "%(base)s" in statement else None)
+        cursor.execute(_TRANSFERS)
+        cursor.execute(_AUTHORIZATIONS, {"org": org.pk})
+        for statement in _COUNTERS.split(";"):
+            if statement.strip():
+                cursor.execute(statement)
+        cursor.execute("DROP TABLE bench_calls")
+        cursor.execute("DROP TABLE bench_pools")
+
+
+def _seed_commits(org: Any, finance: Any) -> None:
+    """A merged commit per PR of one repo, linked to its sessions (a few thousand rows)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO budgets_commit (organization_id, repo, sha, pr_number, is_merged, "
+            "author, member_id, created_at, merged_at) "
+            "SELECT %s, tags->>'repo', md5(tags->>'repo' || (tags->>'pr')), "
+            "(tags->>'pr')::int, true, '', NULL, max(settled_at), max(settled_at) "
+            "FROM budgets_authorization WHERE organization_id = %s AND tags->>'repo' = "
+            "'acme/repo-0' GROUP BY tags->>'repo', tags->>'pr'",
+            [org.pk, org.pk],
+        )
+        cursor.execute(
+            "INSERT INTO budgets_commitlink (commit_id, session_id, authorization_id) "
+            "SELECT DISTINCT c.id, a.session_id, NULL::uuid FROM budgets_commit c "
+            "JOIN budgets_authorization a ON a.organization_id = c.organization_id "
+            "AND a.tags->>'repo' = c.repo AND (a.tags->>'pr')::int = c.pr_number "
+            "WHERE c.organization_id = %s",
+            [org.pk],
+        )
+
+
+def _timed(label: str, function: Any) -> Any:
+    started = time.perf_counter()
+    result = function()
+    print(f"{label}: {time.perf_counter() - started:.1f} s", flush=True)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=1_000_000)
+    parser.add_argument("--teams", type=int, default=10)
+    parser.add_argument("--engineers", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--reseed", action="store_true")
+    parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    options = parser.parse_args()
+    if options.reseed:
+        import psycopg
+
+        with psycopg.connect(f"{options.server}/postgres", autocommit=True) as server:
+            server.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
+    _setup(options.server)
+
+    from django.db import connection
+
+    from budgets.models import Member, Organization, Period
+    from budgets.spend import ledger_spend, spend_entries_sync
+    from ledger.selectors import ledger_verify
+
+    org = Organization.objects.filter(slug="bench").first()
+    if org is None:
+        org, period, finance = _timed(
+            "seed people", lambda: _seed_people(options.teams, options.engineers)
+        )
+        _timed(f"seed {options.calls:,} calls", lambda: _seed_calls(org, period, options.calls))
+        _timed("seed commits", lambda: _seed_commits(org, finance))
+    period = Period.objects.get(organization=org)
+    finance = Member.objects.get(organization=org, role="finance")
+    added = _timed("spend entries sync (catch-up)", spend_entries_sync)
+    print(f"  {added:,} entries added")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+        cursor.execute(
+            "SELECT count(*) FROM budgets_spendentry WHERE organization_id = %s", [org.pk]
+        )
+        (entries,) = cursor.fetchone() or (0,)
+        print(f"spend entries: {entries:,}")
+    _measure(org, period, finance, options.repeat)
+
+    ledger = ledger_spend(organization_id=org.pk, start=period.starts_at, end=period.ends_at)
+    total = _spend_total(finance, period)
+    print(f"ledger spend {ledger} = report total {total}: {ledger == total}")
+    problems = _timed("ledger_verify", lambda: ledger_verify().problems)
+    print(f"ledger_verify problems: {len(problems)}")
+    return 0 if ledger == total and not problems else 1
+
+
+def _client(finance: Any) -> Any:
+    from rest_framework.test import APIClient
+
+    client = APIClient(SERVER_NAME="localhost")
+    client.force_authenticate(user=finance.user)
+    return client
+
+
+def _spend_total(finance: Any, period: Any) -> int:
+    from ledger.money import to_micros
+
+    body = (
+        _client(finance)
+        .get(
+            "/api/v1/reports/spend",
+            {"start": period.starts_at.isoformat(), "end": period.ends_at.isoformat()},
+        )
+        .json()
+    )
+    return to_micros(body["total"]["amount"]["amount"])
+
+
+def _measure(org: Any, period: Any, finance: Any, repeat: int) -> None:
+    from datetime import timedelta
+
+    client = _client(finance)
+    quarter = {"start": period.starts_at.isoformat(), "end": period.ends_at.isoformat()}
+    at = (period.ends_at - timedelta(days=1)).isoformat()
+    reports = {
+        "spend total": ("/api/v1/reports/spend", quarter),
+        "spend by team": ("/api/v1/reports/spend", {**quarter, "group_by": "team"}),
+        "spend by member": ("/api/v1/reports/spend", {**quarter, "group_by": "member"}),
+        "spend by model x week": (
+            "/api/v1/reports/spend", {**quarter, "group_by": "model", "bucket": "week"},
+        ),
+        "spend by team x day": (
+            "/api/v1/reports/spend", {**quarter, "group_by": "team", "bucket": "day"},
+        ),
+        "spend by credential kind": (
+            "/api/v1/reports/spend", {**quarter, "group_by": "credential_kind"},
+        ),
+        "spend by repo, pr": ("/api/v1/reports/spend", {**quarter, "group_by": "repo,pr"}),
+        "spend by tag:use_case (JSON)": (
+            "/api/v1/reports/spend", {**quarter, "group_by": "tag:use_case"},
+        ),
+        "allocation": ("/api/v1/reports/allocation", {"period": period.pk}),
+        "burn": ("/api/v1/reports/burn", {"period": period.pk, "at": at}),
+        "outliers": ("/api/v1/reports/outliers", quarter),
+        "savings": ("/api/v1/reports/savings", {"period": period.pk}),
+        "chargeback": ("/api/v1/reports/chargeback", {"period": period.pk}),
+        "chargeback.csv": ("/api/v1/reports/chargeback.csv", {"period": period.pk}),
+        "merged PR cost by week": ("/api/v1/reports/pull-requests", quarter),
+    }  # fmt: skip
+    print(f"\n{'report (a quarter)':32} {'best':>8} {'median':>8}")
+    for label, (path, query) in reports.items():
+        timings = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            response = client.get(path, query)
+            timings.append(time.perf_counter() - started)
+            assert response.status_code == 200, (label, response.content[:300])
+        print(f"{label:32} {min(timings) * 1000:7.0f}ms {statistics.median(timings) * 1000:7.0f}ms")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,479 @@
+"""Finance reports: reads over the spend entries (budgets/spend.py) and pool balances.
+
+Every report first brings the entries up to date with the ledger (``spend_entries_sync``), then
+sums entries in integer micro-units, so summed over any grouping it equals ``ledger_spend`` of
+the same range to the micro-unit. Ranges are half-open, ``[start, end)``, by posting time;
+day and week buckets are in the organization's timezone. ``pools`` is the caller's scope: the
+pools whose spend they may see.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db.models import CharField, Count, F, Q, QuerySet, Sum, Value
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Coalesce, TruncDay, TruncHour, TruncWeek
+
+from budgets.errors import InvalidInputError
+from budgets.models import Commit, CommitLink, Member, Organization, Period, Pool, SpendEntry, Team
+from budgets.selectors import pool_balance_of
+from budgets.spend import TAG_COLUMNS, entries_for_sessions, spend_entries_sync
+from ledger.money import format_micros
+
+#: What spend can be grouped by; ``tag:<name>`` groups by any other tag.
+DIMENSIONS = {
+    "team": "team_id",
+    "member": "member_id",
+    "pool": "pool_id",
+    "model": "model",
+    "credential_kind": "credential_kind",
+    **{name: name for name in TAG_COLUMNS},
+}
+BUCKETS = ("day", "week")
+MEASURES = ("amount", "calls", "input_tokens", "cached_input_tokens", "output_tokens")
+OUTLIER_FACTOR = 8
+RUN_OUT_HORIZON_DAYS = 36_500
+
+
+def _measures() -> dict[str, Any]:
+    return {name: Coalesce(Sum(name), 0) for name in MEASURES}
+
+
+def _entries(*, organization: Organization, pools: QuerySet[Pool]) -> QuerySet[SpendEntry]:
+    spend_entries_sync()
+    return SpendEntry.objects.filter(organization=organization, pool__in=pools.values("pk"))
+
+
+def _in_range(entries: QuerySet[SpendEntry], start: datetime, end: datetime) -> Any:
+    if start >= end:
+        raise InvalidInputError("The range's start must be before its end.")
+    return entries.filter(occurred_at__gte=start, occurred_at__lt=end)
+
+
+def _share(part: int, whole: int) -> str | None:
+    if whole <= 0:
+        return None
+    return str((Decimal(part) / Decimal(whole)).quantize(Decimal("0.0001"), ROUND_HALF_EVEN))
+
+
+@dataclass(frozen=True)
+class SpendReport:
+    currency: str
+    group_by: list[str]
+    bucket: str | None
+    rows: list[dict[str, Any]]
+    total: dict[str, int]
+    labels: dict[str, dict[Any, str]] = field(default_factory=dict)
+
+
+def spend_report(
+    *,
+    organization: Organization,
+    pools: QuerySet[Pool],
+    start: datetime,
+    end: datetime,
+    group_by: list[str],
+    bucket: str | None = None,
+) -> SpendReport:
+    """Spend, calls and tokens in ``[start, end)`` grouped by dimensions and an optional day or
+    week bucket. Raises InvalidInputError (unknown dimension or bucket, empty range)."""
+    entries = _in_range(_entries(organization=organization, pools=pools), start, end)
+    columns: dict[str, Any] = {}
+    for dimension in group_by:
+        if dimension in DIMENSIONS:
+            columns[dimension] = F(DIMENSIONS[dimension])
+        elif dimension.startswith("tag:") and len(dimension) > 4:
+            columns[dimension] = Coalesce(
+                KeyTextTransform(dimension[4:], "tags"), _blank(), output_field=CharField()
+            )
+        else:
+            raise InvalidInputError(f"Spend cannot be grouped by {dimension!r}.")
+    if bucket is not None:
+        if bucket not in BUCKETS:
+            raise InvalidInputError("The bucket is day or week.")
+        trunc = TruncDay if bucket == "day" else TruncWeek
+        columns["bucket"] = trunc("occurred_at", tzinfo=ZoneInfo(organization.timezone))
+    # Aliases, not the dimensions' names: "team" or "model" would clash with the fields.
+    aliases = {f"group_{index}": column for index, column in enumerate(columns.values())}
+    names = dict(zip(aliases, columns, strict=True))
+    rows = []
+    if columns:
+        grouped = entries.annotate(**aliases).values(*aliases).annotate(**_measures())
+        for row in grouped.order_by(*aliases):
+            rows.append(
+                {
+                    **{names[alias]: row[alias] for alias in aliases},
+                    **{k: int(row[k]) for k in MEASURES},
+                }
+            )
+    total = {k: int(v) for k, v in entries.aggregate(**_measures()).items()}
+    return SpendReport(
+        currency=organization.currency,
+        group_by=group_by,
+        bucket=bucket,
+        rows=rows,
+        total=total,
+        labels=_labels(group_by, rows),
+    )
+
+
+def _blank() -> Any:
+    return Value("")
+
+
+def _labels(group_by: list[str], rows: list[dict[str, Any]]) -> dict[str, dict[Any, str]]:
+    """Names for the ids a report groups by (teams, members, pools)."""
+    labels: dict[str, dict[Any, str]] = {}
+    loaders: dict[str, Any] = {
+        "team": lambda ids: {t.pk: t.name for t in Team.objects.filter(pk__in=ids)},
+        "member": lambda ids: {
+            m.pk: m.user.get_username()
+            for m in Member.objects.filter(pk__in=ids).select_related("user")
+        },
+        "pool": lambda ids: {
+            p.pk: str(p)
+            for p in Pool.objects.filter(pk__in=ids).select_related(
+                "organization", "team", "member__user", "period"
+            )
+        },
+    }
+    for dimension, load in loaders.items():
+        if dimension in group_by:
+            labels[dimension] = load({row[dimension] for row in rows if row[dimension]})
+    return labels
+
+
+@dataclass(frozen=True)
+class AllocationRow:
+    pool: Pool | None
+    team: Team | None
+    allocated: int  # moved in minus moved out: what the pool (or team) was left to spend
+    spent: int
+    reserved: int
+    available: int
+
+    @property
+    def share_used(self) -> str | None:
+        return _share(self.spent, self.allocated)
+
+
+def allocation_report(
+    *, period: Period, pools: QuerySet[Pool]
+) -> tuple[list[AllocationRow], list[AllocationRow]]:
+    """Allocation against consumption per pool and per team (its team pool, shared pools and
+    members' pools; moves inside a team cancel out) for one period, read from the ledger's
+    account counters."""
+    rows = []
+    for pool in (
+        pools.filter(period=period)
+        .select_related("account", "spend_account", "team", "member__user", "member__team")
+        .select_related("organization", "period")
+        .order_by("pk")
+    ):
+        balance = pool_balance_of(account=pool.account, spend=pool.spend_account)
+        team = pool.member.team if pool.member is not None else pool.team
+        rows.append(
+            AllocationRow(
+                pool=pool,
+                team=team,
+                allocated=balance.budget - balance.moved_out,
+                spent=balance.spent,
+                reserved=balance.reserved,
+                available=balance.available,
+            )
+        )
+    teams: dict[int, list[AllocationRow]] = defaultdict(list)
+    for row in rows:
+        if row.team is not None:
+            teams[row.team.pk].append(row)
+    team_rows = [
+        AllocationRow(
+            pool=None,
+            team=members[0].team,
+            allocated=sum(r.allocated for r in members),
+            spent=sum(r.spent for r in members),
+            reserved=sum(r.reserved for r in members),
+            available=sum(r.available for r in members),
+        )
+        for members in teams.values()
+    ]
+    return rows, sorted(team_rows, key=lambda r: r.team.name if r.team else "")
+
+
+@dataclass(frozen=True)
+class PoolBurn:
+    pool: Pool
+    available: int
+    daily_rate: int  # micro-units per day, the last 7 days' average
+    runs_out_on: datetime | None
+
+
+@dataclass(frozen=True)
+class BurnReport:
+    currency: str
+    at: datetime
+    hourly: list[dict[str, Any]]  # the last 24 hours, one row per hour (0 when nothing)
+    last_24_hours: int
+    daily_average_7_days: int
+    period_to_date: int
+    forecast_period_end: int
+    pools: list[PoolBurn]
+
+
+def burn_report(
+    *, organization: Organization, period: Period, pools: QuerySet[Pool], at: datetime
+) -> BurnReport:
+    """Cost per hour over the last 24 hours, the 7-day daily average, and at that rate the
+    period's end spend and the day each pool runs out. Rates are whole micro-units, rounded
+    down; a forecast is an estimate, the rest is measured."""
+    entries = _entries(organization=organization, pools=pools)
+    day_start = at - timedelta(hours=24)
+    hour = at.replace(minute=0, second=0, microsecond=0)
+    per_hour = {
+        row["hour"]: int(row["amount"])
+        for row in entries.filter(occurred_at__gte=hour - timedelta(hours=23), occurred_at__lt=at)
+        .annotate(hour=TruncHour("occurred_at", tzinfo=ZoneInfo("UTC")))
+        .values("hour")
+        .annotate(amount=Sum("amount"))
+    }
+    hours = [hour - timedelta(hours=23 - i) for i in range(24)]
+    hourly = [{"hour": h, "amount": per_hour.get(h, 0)} for h in hours]
+    last_24 = _sum(entries.filter(occurred_at__gte=day_start, occurred_at__lt=at))
+    week = entries.filter(occurred_at__gte=at - timedelta(days=7), occurred_at__lt=at)
+    daily = _sum(week) // 7
+    to_date = _sum(entries.filter(occurred_at__gte=period.starts_at, occurred_at__lt=at))
+    remaining = max(period.ends_at - at, timedelta(0))
+    forecast = to_date + int(daily * Decimal(remaining.total_seconds()) / 86_400)
+    rates = {
+        row["pool_id"]: int(row["amount"]) // 7
+        for row in week.values("pool_id").annotate(amount=Sum("amount"))
+    }
+    pool_rows = []
+    for pool in pools.filter(period=period).select_related(
+        "account", "spend_account", "organization", "period", "team", "member__user"
+    ):
+        available = pool.account.available
+        rate = rates.get(pool.pk, 0)
+        runs_out = None
+        days = Decimal(max(available, 0)) / rate if rate > 0 else None
+        # Beyond a century is "not at this rate" (and past it the calendar ends).
+        if days is not None and days <= RUN_OUT_HORIZON_DAYS:
+            runs_out = at + timedelta(days=float(days))
+        pool_rows.append(
+            PoolBurn(pool=pool, available=available, daily_rate=rate, runs_out_on=runs_out)
+        )
+    return BurnReport(
+        currency=organization.currency, at=at, hourly=hourly, last_24_hours=last_24,
+        daily_average_7_days=daily, period_to_date=to_date, forecast_period_end=forecast,
+        pools=sorted(pool_rows, key=lambda p: (p.runs_out_on is None, p.runs_out_on or at)),
+    )  # fmt: skip
+
+
+def _sum(entries: Any) -> int:
+    return int(entries.aggregate(total=Coalesce(Sum("amount"), 0))["total"])
+
+
+@dataclass(frozen=True)
+class OutlierReport:
+    currency: str
+    top_members: list[dict[str, Any]]
+    top_prs: list[dict[str, Any]]
+    expensive_prs: list[dict[str, Any]]  # above OUTLIER_FACTOR times their team's median PR
+
+
+def outlier_report(
+    *, organization: Organization, pools: QuerySet[Pool], start: datetime, end: datetime,
+    limit: int = 10,
+) -> OutlierReport:  # fmt: skip
+    """The top spenders and pull requests in ``[start, end)``, and the PRs costing more than
+    eight times their team's median PR. Raises InvalidInputError (empty range)."""
+    entries = _in_range(_entries(organization=organization, pools=pools), start, end)
+    top_members = list(
+        entries.exclude(member_id=None)
+        .values("member_id", username=F("member__user__username"))
+        .annotate(amount=Sum("amount"), calls=Sum("calls"))
+        .order_by("-amount", "member_id")[:limit]
+    )
+    prs = list(
+        entries.exclude(pr="")
+        .values("team_id", "repo", "pr")
+        .annotate(amount=Sum("amount"), calls=Sum("calls"))
+    )
+    by_pr: dict[tuple[str, str], int] = defaultdict(int)
+    for row in prs:
+        by_pr[(row["repo"], row["pr"])] += int(row["amount"])
+    top_prs = [
+        {"repo": repo, "pr": pr, "amount": amount}
+        for (repo, pr), amount in sorted(by_pr.items(), key=lambda item: (-item[1], item[0]))
+    ][:limit]
+    per_team: dict[int | None, list[int]] = defaultdict(list)
+    for row in prs:
+        per_team[row["team_id"]].append(int(row["amount"]))
+    medians = {team: statistics.median(amounts) for team, amounts in per_team.items()}
+    # A team with one PR has no outliers: that PR is its own median.
+    expensive = [
+        {**row, "amount": int(row["amount"]), "team_median": int(medians[row["team_id"]])}
+        for row in prs
+        if len(per_team[row["team_id"]]) > 1
+        and row["amount"] > OUTLIER_FACTOR * medians[row["team_id"]]
+    ]
+    expensive.sort(key=lambda row: (-row["amount"], row["repo"], row["pr"]))
+    return OutlierReport(
+        currency=organization.currency, top_members=top_members, top_prs=top_prs,
+        expensive_prs=expensive,
+    )  # fmt: skip
+
+
+def savings_report(
+    *, organization: Organization, period: Period, pools: QuerySet[Pool], teams: QuerySet[Team]
+) -> list[dict[str, Any]]:
+    """Measured savings per lever, team and period: the model downgrade's saving is the usage
+    priced at the model requested minus the charge. Every visible team has a row, 0 included."""
+    entries = _in_range(
+        _entries(organization=organization, pools=pools), period.starts_at, period.ends_at
+    )
+    measured = {
+        row["team_id"]: row
+        for row in entries.values("team_id").annotate(
+            total_saving=Coalesce(Sum("saving"), 0),
+            downgraded_calls=Count("pk", filter=Q(saving__gt=0)),
+            total_amount=Coalesce(Sum("amount"), 0),
+        )
+    }
+    rows = []
+    for team in teams.order_by("name"):
+        found = measured.get(team.pk, {})
+        rows.append(
+            {
+                "lever": "model_downgrade", "team": team, "period": period,
+                "saving": int(found.get("total_saving", 0)),
+                "downgraded_calls": int(found.get("downgraded_calls", 0)),
+                "spent": int(found.get("total_amount", 0)),
+            }
+        )  # fmt: skip
+    return rows
+
+
+def chargeback_report(
+    *, organization: Organization, period: Period, pools: QuerySet[Pool]
+) -> list[dict[str, Any]]:
+    """Spend per cost center in the period's range (teams without one, and the organization
+    pool, under ""). Sums to the ledger's spend of the range."""
+    entries = _in_range(
+        _entries(organization=organization, pools=pools), period.starts_at, period.ends_at
+    )
+    rows = (
+        entries.values(cost_center=Coalesce(F("team__cost_center"), _blank()))
+        .annotate(**_measures())
+        .order_by("cost_center")
+    )
+    return [{**row, **{k: int(row[k]) for k in MEASURES}} for row in rows]
+
+
+@dataclass(frozen=True)
+class Receipt:
+    commit: Commit
+    currency: str
+    models: list[dict[str, Any]]
+    totals: dict[str, int]
+
+    @property
+    def trailers(self) -> list[str]:
+        """Lines a commit hook pastes into the message: ``AI-Model:`` and ``AI-Cost:``."""
+        names = ", ".join(row["model"] for row in self.models if row["model"]) or "none"
+        return [
+            f"AI-Model: {names}",
+            f"AI-Cost: {format_micros(self.totals['amount'], self.currency)}",
+        ]
+
+
+def commit_receipt(*, commit: Commit, pools: QuerySet[Pool]) -> Receipt:
+    """The model mix, tokens and cost of the sessions and authorizations linked to a commit."""
+    links = list(
+        CommitLink.objects.filter(commit=commit).values_list("session_id", "authorization_id")
+    )
+    entries = _entries(organization=commit.organization, pools=pools).filter(
+        entries_for_sessions(
+            organization_id=commit.organization_id,
+            session_ids=[session for session, _ in links],
+            authorization_ids=[str(a) for _, a in links if a],
+        )
+    )
+    models = [
+        {**row, **{k: int(row[k]) for k in MEASURES}}
+        for row in entries.values("model").annotate(**_measures()).order_by("-amount", "model")
+    ]
+    totals = {k: int(v) for k, v in entries.aggregate(**_measures()).items()}
+    return Receipt(
+        commit=commit, currency=commit.organization.currency, models=models, totals=totals
+    )
+
+
+def pr_cost_report(
+    *, organization: Organization, pools: QuerySet[Pool], start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Cost per merged pull request per team and repo, by week of merge: the spend linked to
+    the PR's commits (each line once per PR, however many of its commits it is linked to)."""
+    if start >= end:
+        raise InvalidInputError("The range's start must be before its end.")
+    merged = Commit.objects.filter(
+        organization=organization, is_merged=True, pr_number__isnull=False,
+        merged_at__gte=start, merged_at__lt=end,
+    )  # fmt: skip
+    zone = ZoneInfo(organization.timezone)
+    pr_week: dict[tuple[str, int], datetime] = {}
+    by_session: dict[str, set[tuple[str, int]]] = defaultdict(set)
+    by_authorization: dict[str, set[tuple[str, int]]] = defaultdict(set)
+    for link in CommitLink.objects.filter(commit__in=merged).select_related("commit"):
+        commit = link.commit
+        key = (commit.repo, commit.pr_number or 0)
+        assert commit.merged_at is not None
+        local = commit.merged_at.astimezone(zone)
+        week = (local - timedelta(days=local.weekday())).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
+        pr_week[key] = max(pr_week.get(key, week), week)
+        if link.session_id:
+            by_session[link.session_id].add(key)
+        if link.authorization_id:
+            by_authorization[str(link.authorization_id)].add(key)
+    entries = _entries(organization=organization, pools=pools).filter(
+        entries_for_sessions(
+            organization_id=organization.pk,
+            session_ids=by_session,
+            authorization_ids=by_authorization,
+        )
+    )
+    cost: dict[tuple[str, int], dict[int | None, int]] = defaultdict(lambda: defaultdict(int))
+    for session, authorization, entry_team, entry_amount in entries.values_list(
+        "session_id", "authorization_id", "team_id", "amount"
+    ):
+        linked = by_session.get(session, set()) | by_authorization.get(str(authorization), set())
+        for pull_request in linked:
+            cost[pull_request][entry_team] += entry_amount
+    rows: dict[tuple[datetime, int | None, str], dict[str, Any]] = {}
+    for (repo, pr), teams in cost.items():
+        for team, amount in teams.items():
+            row = rows.setdefault(
+                (pr_week[(repo, pr)], team, repo),
+                {
+                    "week": pr_week[(repo, pr)].date(),
+                    "team_id": team,
+                    "repo": repo,
+                    "merged_prs": 0,
+                    "amount": 0,
+                },
+            )
+            row["merged_prs"] += 1
+            row["amount"] += amount
+    result = sorted(rows.values(), key=lambda r: (r["week"], r["team_id"] or 0, r["repo"]))
+    for row in result:
+        row["per_pr"] = row["amount"] // row["merged_prs"]
+    return result

@@ -1,0 +1,261 @@
+"""The spend read model: one ``SpendEntry`` per posted ledger line of spend, built after the
+fact from immutable rows, never on the gateway's path.
+
+**The ledger's spend** of an organization over a range is the sum of the posted transfers
+(phases ``posted`` and ``post``) credited to its pools' spend accounts, minus those debited
+from them (reversals), by the transfer's posting time ``created_at`` in ``[start, end)``. That
+takes in a settle's post of its hold, the spend and overage of a settle above its hold or after
+expiry, and usage recorded without an authorization. ``ledger_spend`` computes it from the
+ledger alone; every report sums entries, and ``spend_entries_sync`` keeps exactly one entry per
+such transfer, so the two agree to the micro-unit.
+
+The sync reads transfers past a watermark. Ids are taken when a row is inserted but become
+visible when its transaction commits, so a watermark may only pass rows old enough that no
+transaction can still be holding an older id: ``SYNC_LAG`` (no ledger transaction lives that
+long; the gateway's are milliseconds). Rows newer than that are read again on the next sync
+and skipped by the primary key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from budgets.models import (
+    Authorization,
+    AuthorizationStatus,
+    Credential,
+    CredentialKind,
+    Pool,
+    PoolKind,
+    SpendEntry,
+    SpendSyncState,
+)
+from ledger.models import POSTING_PHASES, Transfer, TransferCode
+
+SYNC_LAG = timedelta(seconds=60)
+BATCH_SIZE = 5_000
+#: The tags stored as columns; any other is read from the entry's ``tags``.
+TAG_COLUMNS = ("repo", "pr", "ticket", "use_case")
+_SPEND_CODES = (TransferCode.SPEND, TransferCode.OVERAGE, TransferCode.REVERSAL)
+
+
+@dataclass(frozen=True)
+class _PoolFacts:
+    pool_id: int
+    organization_id: int
+    period_id: int
+    team_id: int | None
+    member_id: int | None
+    kind: str
+
+
+def _spend_accounts() -> dict[int, _PoolFacts]:
+    rows = Pool.objects.values_list(
+        "pk", "spend_account_id", "organization_id", "period_id", "team_id", "member_id",
+        "member__team_id", "kind",
+    )  # fmt: skip
+    return {
+        spend_id: _PoolFacts(pk, org_id, period_id, member_team_id or team_id, member_id, kind)
+        for pk, spend_id, org_id, period_id, team_id, member_id, member_team_id, kind in rows
+    }
+
+
+def ledger_spend(*, organization_id: int, start: datetime, end: datetime) -> int:
+    """The ledger's spend of an organization in ``[start, end)``, read from transfers alone."""
+    spend_accounts = Pool.objects.filter(organization_id=organization_id).values("spend_account_id")
+    posted = Transfer.objects.filter(
+        phase__in=POSTING_PHASES, created_at__gte=start, created_at__lt=end
+    )
+    credited = posted.filter(credit_account_id__in=spend_accounts).aggregate(total=Sum("amount"))
+    debited = posted.filter(debit_account_id__in=spend_accounts).aggregate(total=Sum("amount"))
+    return int(credited["total"] or 0) - int(debited["total"] or 0)
+
+
+def spend_entries_sync(*, now: datetime | None = None) -> int:
+    """Add the entries of spend transfers not yet entered; returns how many it added. Safe to
+    run at any time and concurrently (the state row's lock serializes runs)."""
+    now = now or timezone.now()
+    added = 0
+    with transaction.atomic():
+        state, _ = SpendSyncState.objects.select_for_update().get_or_create(pk=1)
+        accounts = _spend_accounts()
+        spend_account_ids = Pool.objects.values("spend_account_id")
+        cursor, watermark, settled = state.transfer_id, state.transfer_id, True
+        while True:
+            batch: list[dict[str, Any]] = [
+                dict(row)
+                for row in Transfer.objects.filter(
+                    pk__gt=cursor, phase__in=POSTING_PHASES, code__in=_SPEND_CODES
+                )
+                .filter(
+                    Q(credit_account_id__in=spend_account_ids)
+                    | Q(debit_account_id__in=spend_account_ids)
+                )
+                .order_by("pk")
+                .values(
+                    "pk", "debit_account_id", "credit_account_id", "amount", "code", "phase",
+                    "pending_id", "reverses_id", "metadata", "created_at",
+                )[:BATCH_SIZE]
+            ]  # fmt: skip
+            if not batch:
+                break
+            entries = _entries(batch, accounts)
+            created = SpendEntry.objects.bulk_create(entries, ignore_conflicts=True)
+            added += len(created)
+            for row in batch:
+                settled = settled and row["created_at"] <= now - SYNC_LAG
+                if settled:
+                    watermark = row["pk"]
+            cursor = batch[-1]["pk"]
+        state.transfer_id, state.synced_at = watermark, now
+        state.save(update_fields=["transfer_id", "synced_at"])
+    return added
+
+
+def _entries(batch: list[dict[str, Any]], accounts: dict[int, _PoolFacts]) -> list[SpendEntry]:
+    authorizations = _authorizations_of(batch)
+    reversed_entries = SpendEntry.objects.in_bulk(
+        [row["reverses_id"] for row in batch if row["reverses_id"]]
+    )
+    kinds = _credential_kinds(batch)
+    entries: list[SpendEntry] = []
+    for row in batch:
+        if row["code"] == TransferCode.REVERSAL:
+            # The reversed line has a lower id: entered already, or earlier in this batch.
+            original = reversed_entries.get(row["reverses_id"]) or next(
+                (entry for entry in entries if entry.transfer_id == row["reverses_id"]), None
+            )
+            if original is not None and row["debit_account_id"] in accounts:
+                entries.append(_reversal_entry(row, original))
+            continue
+        facts = accounts.get(row["credit_account_id"])
+        if facts is None:
+            continue
+        key = row["pending_id"] or row["metadata"].get("authorization")
+        authorization = authorizations.get(str(key)) if key else None
+        if authorization is not None:
+            entries.append(_authorization_entry(row, facts, authorization))
+        else:
+            kind = kinds.get(str(row["metadata"].get("subject", "")), "")
+            entries.append(_usage_entry(row, facts, kind))
+    return entries
+
+
+def _authorizations_of(batch: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The authorizations behind a batch, keyed by their hold's id and by their own id."""
+    hold_ids = [row["pending_id"] for row in batch if row["pending_id"]]
+    ids = [row["metadata"]["authorization"] for row in batch if "authorization" in row["metadata"]]
+    found = Authorization.objects.filter(Q(hold_id__in=hold_ids) | Q(pk__in=ids)).values(
+        "pk", "hold_id", "member_id", "credential__kind", "model", "requested_model", "status",
+        "charged", "cost_at_requested_model", "session_id", "tags", "usage",
+    )  # fmt: skip
+    by_key: dict[str, dict[str, Any]] = {}
+    for authorization in found:
+        row = dict(authorization)
+        by_key[str(row["pk"])] = row
+        by_key[str(row["hold_id"])] = row
+    return by_key
+
+
+def _credential_kinds(batch: list[dict[str, Any]]) -> dict[str, str]:
+    """Usage recorded without an authorization names its subject: a credential's kind."""
+    subjects = {row["metadata"]["subject"] for row in batch if "subject" in row["metadata"]}
+    kinds: dict[str, str] = {}
+    for alias, external_id, kind in Credential.objects.filter(
+        Q(alias__in=subjects) | Q(external_id__in=subjects)
+    ).values_list("alias", "external_id", "kind"):
+        kinds[alias] = kind
+        if external_id:
+            kinds[external_id] = kind
+    return kinds
+
+
+def _tag_columns(tags: dict[str, Any]) -> dict[str, str]:
+    return {name: str(tags.get(name, ""))[:200] for name in TAG_COLUMNS}
+
+
+def _tokens(usage: dict[str, Any]) -> dict[str, int]:
+    return {
+        "input_tokens": int(usage.get("input_tokens") or 0),
+        "cached_input_tokens": int(usage.get("cached_input_tokens") or 0),
+        "output_tokens": int(usage.get("output_tokens") or 0),
+    }
+
+
+def _counts_the_call(row: dict[str, Any], authorization: dict[str, Any]) -> bool:
+    """Exactly one line of a call carries its count: the post of its hold, or after expiry
+    the spend line (or, when the pool could pay nothing, the one overage line)."""
+    if row["phase"] == "post":
+        return True
+    if authorization["status"] != AuthorizationStatus.SETTLED_LATE:
+        return False
+    return bool(row["code"] == TransferCode.SPEND or row["amount"] == authorization["charged"])
+
+
+def _authorization_entry(
+    row: dict[str, Any], facts: _PoolFacts, authorization: dict[str, Any]
+) -> SpendEntry:
+    counted = _counts_the_call(row, authorization)
+    usage = authorization["usage"] or {}
+    model = usage.get("charged_model") or authorization["model"]
+    saving = 0
+    if counted and model != authorization["requested_model"]:
+        saving = max(0, authorization["cost_at_requested_model"] - authorization["charged"])
+    tags = authorization["tags"] or {}
+    return SpendEntry(
+        transfer_id=row["pk"], organization_id=facts.organization_id,
+        period_id=facts.period_id, pool_id=facts.pool_id, team_id=facts.team_id,
+        member_id=authorization["member_id"] or facts.member_id,
+        authorization_id=authorization["pk"],
+        credential_kind=authorization["credential__kind"] or CredentialKind.INTERACTIVE,
+        model=model, session_id=authorization["session_id"], tags=tags, **_tag_columns(tags),
+        amount=row["amount"], calls=1 if counted else 0,
+        **(_tokens(usage.get("request") or {}) if counted else {}),
+        saving=saving, occurred_at=row["created_at"],
+    )  # fmt: skip
+
+
+def _usage_entry(row: dict[str, Any], facts: _PoolFacts, kind: str) -> SpendEntry:
+    metadata = row["metadata"]
+    usage = metadata.get("usage") or {}
+    tags = metadata.get("tags") or {}
+    if not kind and facts.kind == PoolKind.MEMBER:
+        kind = CredentialKind.INTERACTIVE
+    return SpendEntry(
+        transfer_id=row["pk"], organization_id=facts.organization_id,
+        period_id=facts.period_id, pool_id=facts.pool_id, team_id=facts.team_id,
+        member_id=facts.member_id, credential_kind=kind, model=usage.get("model") or "",
+        tags=tags, **_tag_columns(tags), amount=row["amount"], calls=1, **_tokens(usage),
+        occurred_at=row["created_at"],
+    )  # fmt: skip
+
+
+def _reversal_entry(row: dict[str, Any], original: SpendEntry) -> SpendEntry:
+    """A reversal of spend: the same dimensions, the money taken back, no call."""
+    copied = {
+        field: getattr(original, field)
+        for field in (
+            "organization_id", "period_id", "pool_id", "team_id", "member_id",
+            "authorization_id", "credential_kind", "model", "session_id", "tags", *TAG_COLUMNS,
+        )
+    }  # fmt: skip
+    return SpendEntry(
+        transfer_id=row["pk"], amount=-row["amount"], occurred_at=row["created_at"], **copied
+    )
+
+
+def entries_for_sessions(
+    *, organization_id: int, session_ids: Iterable[str], authorization_ids: Iterable[str]
+) -> Q:
+    """A filter on SpendEntry: the spend of these sessions or authorizations."""
+    return Q(organization_id=organization_id) & (
+        Q(session_id__in=[s for s in session_ids if s])
+        | Q(authorization_id__in=list(authorization_ids))
+    )
