@@ -21,8 +21,10 @@ Before it measures, the script points itself and the server at its own database,
 ``budget_ledger_gwbench`` (created if missing, then ``manage.py migrate``), seeds the
 organization ``bench`` through the services (reused and topped up on later runs: seeding
 2,000 pools takes about 20 s), runs ``ANALYZE``, and makes a new gateway token (revoking the
-earlier ones). It starts ``gunicorn config.wsgi -w WORKERS`` on a free port, runs a 5 s
-unmeasured warm-up (each worker's lookup caches fill), then the cases, 2 s apart so that the
+earlier ones). It starts ``gunicorn config.wsgi -w WORKERS`` on a free port, reads every
+subject's balance once (which fills the shared lookup cache in Redis, as a gateway that has been
+up a while has it), runs a 5 s unmeasured warm-up (each worker's own lookup dict fills), then
+the cases, 2 s apart so that the
 requests wrk leaves in gunicorn's listen backlog are served before the next case starts. Then
 it times ``PROBE_PAIRS`` authorize -> settle pairs one call at a time from Python, on random
 engineers and on the hot pool (no queueing: the service time of each call, authorize and settle
@@ -600,6 +602,24 @@ class Probe:
         return values[min(len(values) - 1, max(0, round(p / 100 * len(values)) - 1))]
 
 
+def lookups_warm(server: Server, token: str, pools: int) -> None:
+    """GET /api/v1/balance once per subject, from 4 threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    subjects = [HOT_SUBJECT, *(f"eng{i}-key" for i in range(1, pools + 1))]
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def read(chunk: list[str]) -> None:
+        with httpx.Client(base_url=server.url, headers=headers, timeout=10) as client:
+            for subject in chunk:
+                client.get("/api/v1/balance", params={"subject": subject}).raise_for_status()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(read, [subjects[i::4] for i in range(4)]))  # raises a thread's error
+
+
 def probe_run(server: Server, token: str, pools: int, run_id: str, *, hot: bool) -> Probe:
     """Authorize then settle ``PROBE_PAIRS`` times, one call at a time, timing each call: on
     random engineers' pools, or (``hot``) on the hot pool, whose lookups are always cached."""
@@ -811,7 +831,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     cases: list[Case] = []
     log = Path("/tmp") / f"gwbench-gunicorn-{os.getpid()}.log"
     with gunicorn(args.workers, os.environ.copy(), log) as server:
-        # Unmeasured: fill every worker's caches (token, spenders, policies, prices).
+        # Unmeasured: one balance read per subject fills the shared lookup cache (spenders and
+        # policies, budgets/cache.py), the steady state of a gateway that has been up for a
+        # while; then the loop fills each worker's own dict (token, prices, spenders).
+        started = time.monotonic()
+        lookups_warm(server, seeded.token, pools)
+        print(f"lookups warmed: {pools + 1} subjects in {time.monotonic() - started:.1f} s")
         warm = Case(name="warm-up", mode="many", connections=max(connections))
         wrk_run(warm, server=server, seconds=WARMUP_SECONDS, threads=args.threads, wrk_env=wrk_env)
         print(f"warm-up: {warm.rate:,.0f} calls/s, {warm.errors} errors\n", flush=True)
