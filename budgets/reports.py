@@ -17,7 +17,19 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import CharField, Count, F, Q, QuerySet, Sum, Value
+from django.db import connection
+from django.db.models import (
+    BigIntegerField,
+    CharField,
+    Count,
+    F,
+    Func,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    Window,
+)
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce, TruncDay, TruncHour, TruncWeek
 
@@ -39,6 +51,10 @@ DIMENSIONS = {
 BUCKETS = ("day", "week")
 MEASURES = ("amount", "calls", "input_tokens", "cached_input_tokens", "output_tokens")
 OUTLIER_FACTOR = 8
+#: Rows of one spend report page: finance reads per-PR groups (over 100,000 a quarter) a page
+#: at a time, not in one response.
+SPEND_ROWS_DEFAULT = 1_000
+SPEND_ROWS_MAX = 10_000
 RUN_OUT_HORIZON_DAYS = 36_500
 
 
@@ -68,8 +84,9 @@ class SpendReport:
     currency: str
     group_by: list[str]
     bucket: str | None
-    rows: list[dict[str, Any]]
-    total: dict[str, int]
+    rows: list[dict[str, Any]]  # one page: ``limit`` groups from ``offset``, in group order
+    total: dict[str, int]  # the whole range, every group: what reconciles with the ledger
+    row_count: int  # the groups of the whole range
     labels: dict[str, dict[Any, str]] = field(default_factory=dict)
 
 
@@ -81,9 +98,12 @@ def spend_report(
     end: datetime,
     group_by: list[str],
     bucket: str | None = None,
+    limit: int = SPEND_ROWS_DEFAULT,
+    offset: int = 0,
 ) -> SpendReport:
     """Spend, calls and tokens in ``[start, end)`` grouped by dimensions and an optional day or
-    week bucket. Raises InvalidInputError (unknown dimension or bucket, empty range)."""
+    week bucket, one page of ``limit`` groups from ``offset`` (the total covers every group).
+    Raises InvalidInputError (unknown dimension or bucket, empty range)."""
     entries = _in_range(_entries(organization=organization, pools=pools), start, end)
     columns: dict[str, Any] = {}
     for dimension in group_by:
@@ -104,9 +124,18 @@ def spend_report(
     aliases = {f"group_{index}": column for index, column in enumerate(columns.values())}
     names = dict(zip(aliases, columns, strict=True))
     rows = []
+    row_count = 0
     if columns:
-        grouped = entries.annotate(**aliases).values(*aliases).annotate(**_measures())
-        for row in grouped.order_by(*aliases):
+        grouped = (
+            entries.annotate(**aliases)
+            .values(*aliases)
+            .annotate(**_measures())
+            # Evaluated after grouping: the number of groups, in the same pass as the page.
+            .annotate(row_count=Window(_GroupCount()))
+        )
+        page = list(grouped.order_by(*aliases)[offset : offset + limit])
+        row_count = page[0]["row_count"] if page else grouped.count()
+        for row in page:
             rows.append(
                 {
                     **{names[alias]: row[alias] for alias in aliases},
@@ -120,8 +149,17 @@ def spend_report(
         bucket=bucket,
         rows=rows,
         total=total,
+        row_count=row_count,
         labels=_labels(group_by, rows),
     )
+
+
+class _GroupCount(Func):
+    """``COUNT(*)``, usable over a window: over a grouped query, the number of groups."""
+
+    template = "COUNT(*)"
+    window_compatible = True
+    output_field = BigIntegerField()
 
 
 def _blank() -> Any:
@@ -416,64 +454,72 @@ def commit_receipt(*, commit: Commit, pools: QuerySet[Pool]) -> Receipt:
     )
 
 
+_PULL_REQUEST_COST_SQL = """
+WITH merged AS (
+    SELECT c.id, c.repo, c.pr_number AS pr,
+           date_trunc('week', c.merged_at AT TIME ZONE %s)::date AS week
+    FROM budgets_commit c
+    WHERE c.organization_id = %s AND c.is_merged AND c.pr_number IS NOT NULL
+      AND c.merged_at >= %s AND c.merged_at < %s
+),
+pull_requests AS (SELECT repo, pr, max(week) AS week FROM merged GROUP BY repo, pr),
+by_session AS (
+    SELECT DISTINCT m.repo, m.pr, l.session_id
+    FROM budgets_commitlink l JOIN merged m ON m.id = l.commit_id WHERE l.session_id <> ''
+),
+by_authorization AS (
+    SELECT DISTINCT m.repo, m.pr, l.authorization_id
+    FROM budgets_commitlink l JOIN merged m ON m.id = l.commit_id
+    WHERE l.authorization_id IS NOT NULL
+),
+entries AS NOT MATERIALIZED (%s),
+-- Each line once per PR: by its session, or else by its authorization.
+lines AS (
+    SELECT k.repo, k.pr, e.team_id, e.amount
+    FROM by_session k JOIN entries e ON e.session_id = k.session_id
+    UNION ALL
+    SELECT k.repo, k.pr, e.team_id, e.amount
+    FROM by_authorization k JOIN entries e ON e.authorization_id = k.authorization_id
+    WHERE NOT EXISTS (
+        SELECT 1 FROM by_session s
+        WHERE s.repo = k.repo AND s.pr = k.pr AND s.session_id = e.session_id
+    )
+),
+per_pull_request AS (
+    SELECT repo, pr, team_id, sum(amount) AS amount FROM lines GROUP BY repo, pr, team_id
+)
+SELECT p.week, l.team_id, l.repo, count(*), sum(l.amount)
+FROM per_pull_request l JOIN pull_requests p ON p.repo = l.repo AND p.pr = l.pr
+GROUP BY p.week, l.team_id, l.repo
+ORDER BY p.week, coalesce(l.team_id, 0), l.repo
+"""
+
+
 def pr_cost_report(
     *, organization: Organization, pools: QuerySet[Pool], start: datetime, end: datetime
 ) -> list[dict[str, Any]]:
     """Cost per merged pull request per team and repo, by week of merge: the spend linked to
-    the PR's commits (each line once per PR, however many of its commits it is linked to)."""
+    the PR's commits (each line once per PR, however many of its commits it is linked to).
+    Raises InvalidInputError (empty range)."""
     if start >= end:
         raise InvalidInputError("The range's start must be before its end.")
-    merged = Commit.objects.filter(
-        organization=organization, is_merged=True, pr_number__isnull=False,
-        merged_at__gte=start, merged_at__lt=end,
-    )  # fmt: skip
-    zone = ZoneInfo(organization.timezone)
-    pr_week: dict[tuple[str, int], datetime] = {}
-    by_session: dict[str, set[tuple[str, int]]] = defaultdict(set)
-    by_authorization: dict[str, set[tuple[str, int]]] = defaultdict(set)
-    for link in CommitLink.objects.filter(commit__in=merged).select_related("commit"):
-        commit = link.commit
-        key = (commit.repo, commit.pr_number or 0)
-        assert commit.merged_at is not None
-        local = commit.merged_at.astimezone(zone)
-        week = (local - timedelta(days=local.weekday())).replace(
-            hour=0, minute=0, second=0, microsecond=0
-        )
-        pr_week[key] = max(pr_week.get(key, week), week)
-        if link.session_id:
-            by_session[link.session_id].add(key)
-        if link.authorization_id:
-            by_authorization[str(link.authorization_id)].add(key)
-    entries = _entries(organization=organization, pools=pools).filter(
-        entries_for_sessions(
-            organization_id=organization.pk,
-            session_ids=by_session,
-            authorization_ids=by_authorization,
-        )
+    # One statement: the links, the entries they reach (by the session index) and the sums
+    # per PR stay in PostgreSQL; only the weekly rows come back.
+    entries = _entries(organization=organization, pools=pools).values(
+        "transfer_id", "team_id", "amount", "session_id", "authorization_id"
     )
-    cost: dict[tuple[str, int], dict[int | None, int]] = defaultdict(lambda: defaultdict(int))
-    for session, authorization, entry_team, entry_amount in entries.values_list(
-        "session_id", "authorization_id", "team_id", "amount"
-    ):
-        linked = by_session.get(session, set()) | by_authorization.get(str(authorization), set())
-        for pull_request in linked:
-            cost[pull_request][entry_team] += entry_amount
-    rows: dict[tuple[datetime, int | None, str], dict[str, Any]] = {}
-    for (repo, pr), teams in cost.items():
-        for team, amount in teams.items():
-            row = rows.setdefault(
-                (pr_week[(repo, pr)], team, repo),
-                {
-                    "week": pr_week[(repo, pr)].date(),
-                    "team_id": team,
-                    "repo": repo,
-                    "merged_prs": 0,
-                    "amount": 0,
-                },
-            )
-            row["merged_prs"] += 1
-            row["amount"] += amount
-    result = sorted(rows.values(), key=lambda r: (r["week"], r["team_id"] or 0, r["repo"]))
-    for row in result:
-        row["per_pr"] = row["amount"] // row["merged_prs"]
-    return result
+    entries_sql, entries_params = entries.query.sql_with_params()
+    sql = _PULL_REQUEST_COST_SQL.replace("(%s),\n--", f"({entries_sql}),\n--", 1)
+    params = [organization.timezone, organization.pk, start, end, *entries_params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchall()
+    rows = []
+    for week, team, repo, merged_prs, amount in found:
+        rows.append(
+            {
+                "week": week, "team_id": team, "repo": repo, "merged_prs": int(merged_prs),
+                "amount": int(amount), "per_pr": int(amount) // int(merged_prs),
+            }
+        )  # fmt: skip
+    return rows

@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from api.finance.fields import UtcDateTimeField
 from api.money import MoneySerializer, StrictCharField
-from budgets.reports import BUCKETS
+from budgets.reports import BUCKETS, SPEND_ROWS_DEFAULT, SPEND_ROWS_MAX
 
 SHA = r"^[0-9a-f]{7,64}$"
 
@@ -30,6 +30,14 @@ class SpendQuerySerializer(RangeQuerySerializer):
         "ticket, use_case, or tag:<name>.",
     )  # fmt: skip
     bucket = serializers.ChoiceField(choices=BUCKETS, required=False, allow_null=True)
+    limit = serializers.IntegerField(
+        required=False, default=SPEND_ROWS_DEFAULT, min_value=1, max_value=SPEND_ROWS_MAX,
+        help_text="Rows (groups) per page, in group order.",
+    )  # fmt: skip
+    offset = serializers.IntegerField(
+        required=False, default=0, min_value=0, max_value=2**31,
+        help_text="Groups to skip: the previous page's next_offset.",
+    )  # fmt: skip
 
 
 class PeriodQuerySerializer(serializers.Serializer[dict[str, Any]]):
@@ -61,8 +69,14 @@ class SpendReportOutputSerializer(serializers.Serializer[dict[str, Any]]):
     end = serializers.DateTimeField()
     group_by = serializers.ListField(child=serializers.CharField())
     bucket = serializers.CharField(allow_null=True)
-    rows = SpendRowOutputSerializer(many=True)
-    total = MeasuresOutputSerializer()
+    rows = SpendRowOutputSerializer(many=True, help_text="One page of groups, in group order.")
+    total = MeasuresOutputSerializer(help_text="Every group of the range, not only this page.")
+    row_count = serializers.IntegerField(help_text="Groups in the whole range.")
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField()
+    next_offset = serializers.IntegerField(
+        allow_null=True, help_text="The offset of the next page; null on the last page."
+    )
 
 
 class AllocationRowOutputSerializer(serializers.Serializer[dict[str, Any]]):

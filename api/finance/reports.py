@@ -77,8 +77,9 @@ class SpendReportApi(MemberApi):
         report = spend_report(
             organization=member.organization, pools=pools_visible_to(member=member),
             start=query["start"], end=query["end"], group_by=group_by,
-            bucket=query.get("bucket"),
+            bucket=query.get("bucket"), limit=query["limit"], offset=query["offset"],
         )  # fmt: skip
+        end_of_page = query["offset"] + len(report.rows)
         keys = [*group_by, *(["bucket"] if report.bucket else [])]
         rows = [
             {
@@ -97,6 +98,9 @@ class SpendReportApi(MemberApi):
                 "start": query["start"], "end": query["end"], "group_by": group_by,
                 "bucket": report.bucket, "rows": rows,
                 "total": _measures(report.total, report.currency),
+                "row_count": report.row_count, "limit": query["limit"],
+                "offset": query["offset"],
+                "next_offset": end_of_page if end_of_page < report.row_count else None,
             }
         )  # fmt: skip
 

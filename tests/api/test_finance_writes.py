@@ -194,3 +194,47 @@ def test_a_commit_with_another_organizations_authorization_is_refused(
     response = post(client_for(acme, "platform-eng1"), "/api/v1/commits", body)
 
     assert (response.status_code, response.json()["code"]) == (404, "not_found")
+
+
+def test_merged_pull_request_cost_counts_each_line_once_per_pull_request(
+    acme: DemoOrganization,
+) -> None:
+    # Given: s1 ($0.09, two calls) is linked by two commits of PR 5 and by PR 6; a3 ($0.045)
+    # is linked to PR 6 by authorization and by its session s3; product's p1 ($0.045) to PR 7,
+    # merged the next week.
+    call(acme, "a1", session_id="s1")
+    call(acme, "a2", session_id="s1")
+    a3 = call(acme, "a3", session_id="s3")
+    call(acme, "p1", subject="product-eng1-claude-code", session_id="s9")
+    client = client_for(acme, "finance")
+    for sha, pr, merged_at, links in (
+        ("aaaaaaa", 5, "2026-11-24T10:00:00Z", {"session_ids": ["s1"]}),
+        ("bbbbbbb", 5, "2026-11-25T10:00:00Z", {"session_ids": ["s1"]}),
+        (
+            "ccccccc",
+            6,
+            "2026-11-26T10:00:00Z",
+            {"session_ids": ["s1", "s3"], "authorization_ids": [str(a3.pk)]},
+        ),
+        ("ddddddd", 7, "2026-12-01T10:00:00Z", {"session_ids": ["s9"]}),
+        ("eeeeeee", 8, "2026-11-24T10:00:00Z", {"session_ids": ["no-such-session"]}),
+    ):
+        post(client, "/api/v1/commits", {
+            "repo": "acme/api", "sha": sha, "pr_number": pr, "is_merged": True,
+            "merged_at": merged_at, **links,
+        })  # fmt: skip
+
+    # When
+    rows = client.get(
+        "/api/v1/reports/pull-requests",
+        {"start": "2026-11-23T00:00:00Z", "end": "2026-12-07T00:00:00Z"},
+    ).json()
+
+    # Then: PR 5 $0.09 (s1 once), PR 6 $0.09 + $0.045 (a3 once); PR 8 has no spend, no row.
+    assert [
+        (r["week"], r["team"], r["merged_prs"], r["amount"]["amount"], r["per_pr"]["amount"])
+        for r in rows
+    ] == [
+        ("2026-11-23", acme.teams["platform"].pk, 2, "0.225000", "0.112500"),
+        ("2026-11-30", acme.teams["product"].pk, 1, "0.045000", "0.045000"),
+    ]

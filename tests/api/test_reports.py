@@ -269,3 +269,41 @@ def test_a_pool_that_would_last_past_the_calendar_has_no_run_out_date(
 
     eng1 = next(p for p in body["pools"] if p["pool"] == acme.pools["platform-eng1"].pk)
     assert (micros(eng1["daily_rate"]), eng1["runs_out_on"]) == (0, None)
+
+
+def test_spend_rows_come_a_page_at_a_time_and_the_pages_sum_to_the_ledger(
+    spent: DemoOrganization,
+) -> None:
+    client = client_for(spent, "finance")
+    everything = spend(client, group_by="repo,pr")
+
+    pages, offset = [], 0
+    while offset is not None:
+        page = spend(client, group_by="repo,pr", limit="2", offset=str(offset))
+        assert (page["row_count"], page["limit"], page["offset"]) == (6, 2, offset)
+        assert page["total"] == everything["total"]
+        pages.append(page["rows"])
+        offset = page["next_offset"]
+
+    assert [len(rows) for rows in pages] == [2, 2, 2]
+    assert [row for rows in pages for row in rows] == everything["rows"]
+    assert sum(micros(row["amount"]) for rows in pages for row in rows) == SCENARIO_TOTAL
+    assert (everything["row_count"], everything["next_offset"]) == (6, None)
+
+
+def test_a_spend_page_past_the_last_group_is_empty_with_the_full_total(
+    spent: DemoOrganization,
+) -> None:
+    page = spend(client_for(spent, "finance"), group_by="team", offset="50")
+
+    assert (page["rows"], page["row_count"], page["next_offset"]) == ([], 2, None)
+    assert micros(page["total"]["amount"]) == SCENARIO_TOTAL
+
+
+@pytest.mark.parametrize("query", [{"limit": "0"}, {"limit": "10001"}, {"offset": "-1"}])
+def test_a_spend_page_out_of_bounds_is_a_400(
+    spent: DemoOrganization, query: dict[str, str]
+) -> None:
+    response = client_for(spent, "finance").get("/api/v1/reports/spend", {**RANGE, **query})
+
+    assert response.status_code == 400
