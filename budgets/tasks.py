@@ -25,10 +25,15 @@ def alerts_check_task() -> int:
 
 @shared_task
 def webhook_deliver(delivery_id: int) -> str:
-    """One attempt; a failure schedules the next at its backoff."""
+    """One attempt; a failure schedules the next at its backoff. A call that finds the
+    delivery not due schedules nothing (whoever holds it does), so retries never multiply."""
     attempt = delivery_attempt(delivery_id=delivery_id, now=timezone.now())
     # In process (no broker) a countdown would run at once, in a loop: the sweep retries.
-    if attempt.next_attempt_at is not None and not settings.CELERY_TASK_ALWAYS_EAGER:
+    if (
+        attempt.sent
+        and attempt.next_attempt_at is not None
+        and not settings.CELERY_TASK_ALWAYS_EAGER
+    ):
         webhook_deliver.apply_async((delivery_id,), eta=attempt.next_attempt_at)
     return attempt.status
 

@@ -95,6 +95,7 @@ class Attempt:
     delivery_id: int
     status: str
     next_attempt_at: datetime | None
+    sent: bool  # False: not due (delivered, given up, or another attempt holds the lease)
 
 
 def delivery_attempt(*, delivery_id: int, now: datetime) -> Attempt:
@@ -113,6 +114,7 @@ def delivery_attempt(*, delivery_id: int, now: datetime) -> Attempt:
                 delivery_id=delivery_id,
                 status=current.status if current else "missing",
                 next_attempt_at=current.next_attempt_at if current else None,
+                sent=False,
             )
         delivery.attempts += 1
         delivery.last_attempt_at = now
@@ -135,8 +137,9 @@ def delivery_attempt(*, delivery_id: int, now: datetime) -> Attempt:
                        "last_error"]
     )  # fmt: skip
     return Attempt(
-        delivery_id=delivery.pk, status=delivery.status, next_attempt_at=delivery.next_attempt_at
-    )
+        delivery_id=delivery.pk, status=delivery.status, next_attempt_at=delivery.next_attempt_at,
+        sent=True,
+    )  # fmt: skip
 
 
 def _send(*, delivery: WebhookDelivery, body: bytes, now: datetime) -> tuple[int | None, str]:

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import time_machine
 
 from allocation.demo import DemoOrganization
 from budgets.alerts import Candidate, alert_raise
@@ -178,3 +179,26 @@ def test_an_alert_is_raised_and_delivered_once(acme: DemoOrganization) -> None:
 
     assert (len(first), second) == (1, [])
     assert Alert.objects.count() == 1
+
+
+def test_the_celery_task_schedules_the_retry_at_its_backoff(
+    acme: DemoOrganization, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from budgets import tasks
+
+    webhook_create(organization=acme.organization, name="ops", url=receiver.url, events=[])
+    receiver.answers = [500]
+    (delivery_id,) = raise_alert(acme)
+    scheduled: list[tuple[Any, Any]] = []
+    monkeypatch.setattr(tasks.webhook_deliver, "apply_async",
+                        lambda args, eta: scheduled.append((args, eta)))  # fmt: skip
+
+    with time_machine.travel(NOW, tick=False):
+        failed = tasks.webhook_deliver.apply((delivery_id,)).get()
+        recovered = tasks.webhook_deliver.apply((delivery_id,)).get()  # not due yet: no send
+    with time_machine.travel(NOW + BACKOFF_BASE, tick=False):
+        delivered = tasks.webhook_deliver.apply((delivery_id,)).get()
+
+    assert (failed, recovered, delivered) == ("pending", "pending", "delivered")
+    assert scheduled == [((delivery_id,), NOW + BACKOFF_BASE)]  # once, not again when not due
+    assert len(receiver.received) == 2
