@@ -386,6 +386,11 @@ class WebhookSubscriptionAdmin(OrganizationAdminEdits):
     list_display = ("name", "url", "events", "format", "is_active", "created_at")
     list_filter = ("is_active", "format")
 
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "url":
+            kwargs["assume_scheme"] = "https"  # a URL typed without a scheme is https
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = ("secret",) if obj is not None else ()
         return fields if request.user.is_superuser else (*fields, "organization")

@@ -168,8 +168,6 @@ CELERY_BEAT_SCHEDULE = {
 }
 PERIOD_OPEN_WITHOUT_PLAN = env.PERIOD_OPEN_WITHOUT_PLAN
 METRICS_TOKEN = env.METRICS_TOKEN
-# Django 6.0's default for URL form fields without a scheme (webhook URLs in admin), now.
-FORMS_URLFIELD_ASSUME_HTTPS = True
 
 CURRENCIES = ("USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "INR", "SEK", "NOK", "DKK")
 
