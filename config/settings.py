@@ -161,6 +161,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "budgets.tasks.webhook_deliveries_due_task",
         "schedule": env.JOBS_TICK_SECONDS,
     },
+    # Reports sync inline too (they are always current); this keeps what they sync small.
+    "spend-entries-sync": {
+        "task": "budgets.tasks.spend_entries_sync_task",
+        "schedule": env.JOBS_TICK_SECONDS,
+    },
     "transfer-requests-expire": {
         "task": "allocation.tasks.transfer_requests_expire_task",
         "schedule": crontab(minute=5, hour=0),
