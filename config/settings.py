@@ -117,6 +117,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Hard, fair, auditable budgets on AI-coding spend.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Several components have a field named "kind" (pools, plan lines, alerts): name each enum.
+    "ENUM_NAME_OVERRIDES": {
+        "PoolKindEnum": "budgets.models.PoolKind",
+        "AlertKindEnum": "budgets.models.AlertKind",
+    },
 }
 
 # The gateway's lookup caches share a version number here (budgets/cache.py): Redis across
