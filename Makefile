@@ -8,6 +8,8 @@ LITELLM_VENV ?= $(HOME)/.cache/budget-ledger/litellm-$(LITELLM_VERSION)
 REDIS_URL_TEST ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Where `make run` keeps beat's schedule file and log (gitignored; not the repo root).
+RUN_DIR ?= .run
 
 .PHONY: install run test test-deps lint types layers schema check lock bench clean litellm
 
@@ -20,10 +22,19 @@ $(VENV)/.installed: requirements.lock | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# Embedded default: SQLite, tasks in process, demo data, admin login printed.
+# Embedded default: SQLite, tasks in process, demo data, admin login printed. Celery beat runs
+# beside the server: with no REDIS_URL each due task runs inside beat (always-eager), so the
+# jobs tick without a broker or worker. Beat stops when the server does (the trap).
 run: install
 	DJANGO_DEBUG=1 $(BIN)/python manage.py migrate --no-input
 	DJANGO_DEBUG=1 $(BIN)/python manage.py seed_demo
+	@mkdir -p $(RUN_DIR)
+	@echo "celery beat: jobs every $${JOBS_TICK_SECONDS:-60} s, log in $(RUN_DIR)/beat.log"
+	@DJANGO_DEBUG=1 $(BIN)/celery -A config beat --loglevel INFO \
+		--schedule $(RUN_DIR)/beat-schedule --pidfile= >$(RUN_DIR)/beat.log 2>&1 & \
+	beat=$$!; \
+	trap 'kill $$beat 2>/dev/null; wait $$beat 2>/dev/null' EXIT; \
+	trap 'exit 130' INT; trap 'exit 143' TERM; \
 	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # What the browser and end-to-end tests drive: Debian's headless Chromium and its driver
@@ -69,4 +80,4 @@ bench: install
 	DJANGO_DEBUG=1 DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python bench/ledger.py
 
 clean:
-	rm -rf $(VENV) db.sqlite3 .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) db.sqlite3 $(RUN_DIR) .pytest_cache .mypy_cache .ruff_cache

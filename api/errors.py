@@ -15,8 +15,22 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from allocation.errors import RequestNotPendingError, SelfApprovalError
-from budgets.errors import InvalidStateError, NotAllowedError, NotFoundError, UnknownModelError
+from allocation.errors import (
+    ExemptionNotDecidableError,
+    ExemptionStateError,
+    PeriodStateError,
+    PlanNotDraftError,
+    PlanTotalTooSmallError,
+    RequestNotPendingError,
+    SelfApprovalError,
+)
+from budgets.errors import (
+    InvalidStateError,
+    NotAllowedError,
+    NotFoundError,
+    PeriodNotOpenError,
+    UnknownModelError,
+)
 from ledger.errors import (
     AccountNotFoundError,
     DomainError,
@@ -36,6 +50,13 @@ _STATUS_BY_ERROR: dict[type[DomainError], int] = {
     NotAllowedError: status.HTTP_403_FORBIDDEN,
     SelfApprovalError: status.HTTP_403_FORBIDDEN,
     RequestNotPendingError: status.HTTP_409_CONFLICT,
+    # What the object's (or its period's) state no longer allows: retrying will not help.
+    ExemptionNotDecidableError: status.HTTP_409_CONFLICT,
+    ExemptionStateError: status.HTTP_409_CONFLICT,
+    PlanNotDraftError: status.HTTP_409_CONFLICT,
+    PlanTotalTooSmallError: status.HTTP_409_CONFLICT,
+    PeriodStateError: status.HTTP_409_CONFLICT,
+    PeriodNotOpenError: status.HTTP_409_CONFLICT,
 }
 
 

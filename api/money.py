@@ -36,6 +36,10 @@ class DecimalAmountField(serializers.Field[int, Any, str, Any]):
     }
     max_micros = 1_000_000_000 * MICROS_PER_UNIT
 
+    def __init__(self, *, allow_zero: bool = False, **kwargs: Any) -> None:
+        self.allow_zero = allow_zero  # a plan line or total may be 0; a movement of money never
+        super().__init__(**kwargs)
+
     def to_internal_value(self, data: Any) -> int:
         if not isinstance(data, str):
             self.fail("type")
@@ -43,7 +47,7 @@ class DecimalAmountField(serializers.Field[int, Any, str, Any]):
             micros = to_micros(data)
         except InvalidAmountError as error:
             self.fail("invalid", error=error.message)
-        if micros <= 0:
+        if micros < 0 or (micros == 0 and not self.allow_zero):
             self.fail("positive")
         if micros > self.max_micros:
             self.fail("too_large")

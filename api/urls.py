@@ -4,7 +4,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from api.errors import api_not_found
-from api.finance import alerts, reports
+from api.finance import alerts, calendar, reports
 from api.finance import views as books
 from api.gateway import views as gateway
 from api.health import HealthApi
@@ -89,6 +89,42 @@ urlpatterns = [
         alerts.AlertAcknowledgeApi.as_view(),
         name="alert-acknowledge",
     ),
+    path("v1/exemptions", calendar.ExemptionCollectionApi.as_view(), name="exemptions"),
+    path("v1/exemptions/<int:pk>", calendar.ExemptionDetailApi.as_view(), name="exemption"),
+    path(
+        "v1/exemptions/<int:exemption_id>/approve",
+        calendar.ExemptionApproveApi.as_view(),
+        name="exemption-approve",
+    ),
+    path(
+        "v1/exemptions/<int:exemption_id>/reject",
+        calendar.ExemptionRejectApi.as_view(),
+        name="exemption-reject",
+    ),
+    path(
+        "v1/exemptions/<int:exemption_id>/cancel",
+        calendar.ExemptionCancelApi.as_view(),
+        name="exemption-cancel",
+    ),
+    path(
+        "v1/exemptions/<int:exemption_id>/revoke",
+        calendar.ExemptionRevokeApi.as_view(),
+        name="exemption-revoke",
+    ),
+    path("v1/plans", calendar.PlanCollectionApi.as_view(), name="plans"),
+    path("v1/plans/<int:pk>", calendar.PlanDetailApi.as_view(), name="plan"),
+    path(
+        "v1/plans/<int:plan_id>/comparison",
+        calendar.PlanComparisonApi.as_view(),
+        name="plan-comparison",
+    ),
+    path(
+        "v1/plans/<int:plan_id>/lines/<int:line_id>",
+        calendar.PlanLineSetApi.as_view(),
+        name="plan-line-set",
+    ),
+    path("v1/plans/<int:plan_id>/total", calendar.PlanTotalSetApi.as_view(), name="plan-total"),
+    path("v1/plans/<int:plan_id>/approve", calendar.PlanApproveApi.as_view(), name="plan-approve"),
     path("v1/reports/spend", reports.SpendReportApi.as_view(), name="report-spend"),
     path("v1/reports/allocation", reports.AllocationReportApi.as_view(), name="report-allocation"),
     path("v1/reports/burn", reports.BurnReportApi.as_view(), name="report-burn"),

@@ -1,4 +1,5 @@
-"""Celery tasks for alerts (docs/alerts.md): each calls one service and is safe to run twice.
+"""Celery tasks of the budgets layer: alerts (docs/alerts.md) and the spend-entry sync; each
+calls one service and is safe to run twice.
 
 The services commit before these tasks enqueue anything, so a delivery is enqueued only once its
 row exists; a delivery whose message is lost is found again by ``webhook_deliveries_due_task``.
@@ -11,6 +12,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from budgets.alerts import alerts_check
+from budgets.spend import spend_entries_sync
 from budgets.webhooks import deliveries_due, delivery_attempt
 
 
@@ -45,3 +47,10 @@ def webhook_deliveries_due_task() -> int:
     for delivery_id in due:
         webhook_deliver.delay(delivery_id)
     return len(due)
+
+
+@shared_task
+def spend_entries_sync_task() -> int:
+    """Enter the spend transfers posted since the last run (every tick), so a report only
+    catches up the last tick's tail instead of a backlog. Returns how many it entered."""
+    return spend_entries_sync()

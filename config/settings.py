@@ -117,6 +117,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Hard, fair, auditable budgets on AI-coding spend.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Several components have a field named "kind" (pools, plan lines, alerts): name each enum.
+    "ENUM_NAME_OVERRIDES": {
+        "PoolKindEnum": "budgets.models.PoolKind",
+        "AlertKindEnum": "budgets.models.AlertKind",
+    },
 }
 
 # The gateway's lookup caches share a version number here (budgets/cache.py): Redis across
@@ -159,6 +164,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "webhook-deliveries-due": {
         "task": "budgets.tasks.webhook_deliveries_due_task",
+        "schedule": env.JOBS_TICK_SECONDS,
+    },
+    # Reports sync inline too (they are always current); this keeps what they sync small.
+    "spend-entries-sync": {
+        "task": "budgets.tasks.spend_entries_sync_task",
         "schedule": env.JOBS_TICK_SECONDS,
     },
     "transfer-requests-expire": {

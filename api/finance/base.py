@@ -1,7 +1,7 @@
 """What every people-facing endpoint shares: who is asking, and Idempotency-Key on POST.
 
-New write endpoints (exemptions and plans, issue 5) are thin views on ``MemberApi`` whose
-``post`` is wrapped in ``@idempotent``: authenticate, scope, validate, call one service.
+Every write endpoint is a thin view on ``MemberApi`` whose ``post`` is wrapped in
+``@idempotent``: authenticate, scope, validate, call one service.
 """
 
 from __future__ import annotations
@@ -45,12 +45,13 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
     """Documented error responses: every error has a stable ``code`` and a ``message``."""
     described = {
-        400: "invalid, invalid_input",
+        400: "invalid, invalid_input, reason_required",
         401: "not_authenticated, authentication_failed",
         402: "insufficient_funds",
         403: "not_a_member, not_allowed, self_approval",
         404: "not_found",
-        409: "idempotency_conflict, request_not_pending",
+        409: "idempotency_conflict, request_not_pending, exemption_not_pending, "
+        "exemption_state, plan_not_draft, plan_total_too_small, period_state, period_not_open",
     }
     return {
         code: OpenApiResponse(ErrorOutputSerializer, description=described[code]) for code in codes

@@ -8,7 +8,14 @@ from typing import Any
 import django_filters as filters
 from django.db.models import Q, QuerySet
 
-from allocation.models import TransferRequest, TransferRequestStatus
+from allocation.models import (
+    Exemption,
+    ExemptionStatus,
+    Plan,
+    PlanStatus,
+    TransferRequest,
+    TransferRequestStatus,
+)
 from api.finance.fields import UtcDateTimeFilter
 from budgets.errors import InvalidInputError
 from budgets.models import (
@@ -110,3 +117,25 @@ class TransferRequestFilter(filters.FilterSet):
     class Meta:
         model = TransferRequest
         fields = ("status", "source", "target", "requester")
+
+
+class ExemptionFilter(filters.FilterSet):
+    status = filters.MultipleChoiceFilter(choices=ExemptionStatus.choices)
+    active_at = UtcDateTimeFilter(
+        method="filter_active_at", help_text="Whose window contains this instant."
+    )
+
+    class Meta:
+        model = Exemption
+        fields = ("status", "pool", "source_pool", "requester", "use_case", "active_at")
+
+    def filter_active_at(self, queryset: QuerySet[Exemption], name: str, value: Any) -> Any:
+        return queryset.filter(starts_at__lte=value, ends_at__gt=value)
+
+
+class PlanFilter(filters.FilterSet):
+    status = filters.ChoiceFilter(choices=PlanStatus.choices)
+
+    class Meta:
+        model = Plan
+        fields = ("period", "status")

@@ -238,7 +238,7 @@ def _organization_pool(member: Member, pool_id: int) -> Pool:
     return pool
 
 
-def _answer(
+def answer(
     serializer: type[BaseSerializer[Any]],
     instance: Any,
     member: Member,
@@ -261,7 +261,7 @@ class PoolFundApi(MemberApi):
         data.is_valid(raise_exception=True)
         pool = _organization_pool(member, pool_id)
         transfer = pool_fund(pool=pool, amount=data.validated_data["amount"], actor=member)
-        return _answer(s.TransferOutputSerializer, transfer, member)
+        return answer(s.TransferOutputSerializer, transfer, member)
 
 
 class PoolAllocateApi(MemberApi):
@@ -281,7 +281,7 @@ class PoolAllocateApi(MemberApi):
             amount=data.validated_data["amount"], actor=member,
             reason=data.validated_data["reason"],
         )  # fmt: skip
-        return _answer(s.TransferOutputSerializer, transfer, member)
+        return answer(s.TransferOutputSerializer, transfer, member)
 
 
 @documented("transfer_request_list", s.TransferRequestOutputSerializer)
@@ -304,7 +304,7 @@ class TransferRequestCollectionApi(TransferRequestRead, generics.ListAPIView[Any
             amount=data.validated_data["amount"], reason=data.validated_data["reason"],
             requester=member,
         )  # fmt: skip
-        return _answer(s.TransferRequestOutputSerializer, transfer_request, member)
+        return answer(s.TransferRequestOutputSerializer, transfer_request, member)
 
 
 def _visible_request(member: Member, request_id: int) -> TransferRequest:
@@ -328,7 +328,7 @@ class TransferRequestApproveApi(MemberApi):
         decided = transfer_request_approve(
             request=_visible_request(member, request_id), approver=member
         )
-        return _answer(s.TransferRequestOutputSerializer, decided, member, status.HTTP_200_OK)
+        return answer(s.TransferRequestOutputSerializer, decided, member, status.HTTP_200_OK)
 
 
 class TransferRequestRejectApi(MemberApi):
@@ -346,7 +346,7 @@ class TransferRequestRejectApi(MemberApi):
             request=_visible_request(member, request_id), approver=member,
             reason=data.validated_data["reason"],
         )  # fmt: skip
-        return _answer(s.TransferRequestOutputSerializer, decided, member, status.HTTP_200_OK)
+        return answer(s.TransferRequestOutputSerializer, decided, member, status.HTTP_200_OK)
 
 
 class TransferRequestCancelApi(MemberApi):
@@ -360,4 +360,4 @@ class TransferRequestCancelApi(MemberApi):
         decided = transfer_request_cancel(
             request=_visible_request(member, request_id), requester=member
         )
-        return _answer(s.TransferRequestOutputSerializer, decided, member, status.HTTP_200_OK)
+        return answer(s.TransferRequestOutputSerializer, decided, member, status.HTTP_200_OK)
