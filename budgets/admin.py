@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
@@ -18,7 +19,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
-from budgets.alerts import alert_acknowledge
+from budgets.alerts import alert_acknowledge, thresholds_of
 from budgets.errors import BudgetError
 from budgets.models import (
     Alert,
@@ -372,10 +373,27 @@ class OrganizationAdminEdits(OrganizationScopedAdmin):
             obj.organization_id = member.organization_id
 
 
+class AlertSettingsForm(forms.ModelForm):  # type: ignore[type-arg]
+    """Thresholds the alert check can read: refused here, not found broken at the next check."""
+
+    class Meta:
+        model = AlertSettings
+        fields = ("organization", "thresholds", "day_multiple", "session_multiple", "call_amount")
+
+    def clean_thresholds(self) -> Any:
+        thresholds = self.cleaned_data["thresholds"]
+        try:
+            thresholds_of(AlertSettings(thresholds=thresholds))
+        except BudgetError as refusal:
+            raise forms.ValidationError(refusal.message) from None
+        return thresholds
+
+
 @admin.register(AlertSettings)
 class AlertSettingsAdmin(OrganizationAdminEdits):
     """Organization admins set their alert rules; the others read them."""
 
+    form = AlertSettingsForm
     list_display = ("organization", "thresholds", "day_multiple", "session_multiple")
 
 

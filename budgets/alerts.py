@@ -9,6 +9,7 @@ request path. docs/alerts.md has the rules and their reasons.
 
 from __future__ import annotations
 
+import logging
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from django.db.models import Count, Max, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from budgets.errors import InvalidInputError, InvalidStateError, NotAllowedError
+from budgets.errors import BudgetError, InvalidInputError, InvalidStateError, NotAllowedError
 from budgets.models import (
     Alert,
     AlertKind,
@@ -42,6 +43,8 @@ from budgets.periods import zone
 from budgets.selectors import member_managed_team_ids, pool_team_id
 from ledger.models import Transfer, TransferCode, TransferPhase
 from ledger.money import format_micros
+
+logger = logging.getLogger(__name__)
 
 #: Sessions and calls are looked at over these windows (bounded work on a year of data).
 SESSION_BASELINE = timedelta(days=30)
@@ -72,23 +75,42 @@ def alert_settings(*, organization: Organization) -> AlertSettings:
 
 
 def thresholds_of(settings: AlertSettings) -> list[Decimal]:
-    """The thresholds as Decimals, validated. Raises InvalidInputError."""
+    """The thresholds as Decimals, validated and normalized (0.80, "0.8" and 8E-1 are one
+    threshold, and name its alert the same way). Raises InvalidInputError."""
+    configured = settings.thresholds
+    if not isinstance(configured, list) or not all(
+        isinstance(value, str | int | float) and not isinstance(value, bool) for value in configured
+    ):
+        raise InvalidInputError('Thresholds are a list of decimal shares such as ["0.8"].')
     try:
-        values = sorted({Decimal(str(value)) for value in settings.thresholds})
-    except (ArithmeticError, TypeError, ValueError):
+        values = sorted({_normal(Decimal(str(value))) for value in configured})
+    except ArithmeticError:
         raise InvalidInputError("Thresholds are decimal shares such as 0.8.") from None
     if any(not (0 < value <= 10) for value in values):
         raise InvalidInputError("A threshold is a share above 0 and at most 10 (1000 %).")
     return values
 
 
+def _normal(value: Decimal) -> Decimal:
+    """The one spelling of a share: no trailing zeros, no exponent. Raises ArithmeticError."""
+    if not value.is_finite():
+        raise ArithmeticError(value)
+    return Decimal(format(value.normalize(), "f"))
+
+
 def alerts_check(*, now: datetime) -> list[int]:
     """Raise every alert due at ``now`` in every organization with an open period; returns
-    the ids of the webhook deliveries created (to be sent). Safe to run twice, at once."""
+    the ids of the webhook deliveries created (to be sent). Safe to run twice, at once. One
+    organization's failure (its settings invalid) is logged and skips it alone."""
     deliveries: list[int] = []
-    organizations = Organization.objects.filter(periods__status=PeriodStatus.OPEN).distinct()
+    organizations = (
+        Organization.objects.filter(periods__status=PeriodStatus.OPEN).distinct().order_by("pk")
+    )
     for organization in organizations:
-        deliveries += alerts_check_organization(organization=organization, now=now)
+        try:
+            deliveries += alerts_check_organization(organization=organization, now=now)
+        except BudgetError:
+            logger.exception("alerts of organization %s not checked", organization.slug)
     return deliveries
 
 

@@ -270,7 +270,12 @@ def burn_report(
 ) -> BurnReport:
     """Cost per hour over the last 24 hours, the 7-day daily average, and at that rate the
     period's end spend and the day each pool runs out. Rates are whole micro-units, rounded
-    down; a forecast is an estimate, the rest is measured."""
+    down; a forecast is an estimate, the rest is measured. Raises InvalidInputError (``at``
+    too close to the calendar's start for a week before it)."""
+    try:
+        at - timedelta(days=7)
+    except OverflowError:
+        raise InvalidInputError("The burn is measured at a date-time after year 1.") from None
     entries = _entries(organization=organization, pools=pools)
     day_start = at - timedelta(hours=24)
     hour = at.replace(minute=0, second=0, microsecond=0)
@@ -303,7 +308,7 @@ def burn_report(
         days = Decimal(max(available, 0)) / rate if rate > 0 else None
         # Beyond a century is "not at this rate" (and past it the calendar ends).
         if days is not None and days <= RUN_OUT_HORIZON_DAYS:
-            runs_out = at + timedelta(days=float(days))
+            runs_out = _days_after(at, days)
         pool_rows.append(
             PoolBurn(pool=pool, available=available, daily_rate=rate, runs_out_on=runs_out)
         )
@@ -312,6 +317,14 @@ def burn_report(
         daily_average_7_days=daily, period_to_date=to_date, forecast_period_end=forecast,
         pools=sorted(pool_rows, key=lambda p: (p.runs_out_on is None, p.runs_out_on or at)),
     )  # fmt: skip
+
+
+def _days_after(at: datetime, days: Decimal) -> datetime | None:
+    """``days`` after ``at``, or None past the calendar's end (year 9999)."""
+    try:
+        return at + timedelta(days=float(days))
+    except OverflowError:
+        return None
 
 
 def _sum(entries: Any) -> int:

@@ -100,12 +100,15 @@ class Attempt:
 
 def delivery_attempt(*, delivery_id: int, now: datetime) -> Attempt:
     """Send the delivery if it is due at ``now`` and record the answer. A delivery that is not
-    due (delivered, given up, or leased by another attempt) is left alone."""
+    due (delivered, given up, leased by another attempt, or to a subscription switched off) is
+    left alone."""
     with transaction.atomic():
         delivery = (
             WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("subscription", "alert__organization", "alert__period", "alert__pool")
             .filter(pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+            # A subscription switched off sends nothing more (its URL may be the reason why).
+            .filter(subscription__is_active=True)
             .first()
         )
         if delivery is None:
@@ -178,9 +181,12 @@ def delivery_resend(*, delivery: WebhookDelivery, now: datetime) -> WebhookDeliv
 
 
 def deliveries_due(*, now: datetime, limit: int = 500) -> list[int]:
-    """Pending deliveries due at ``now`` (the sweep after a crash or a lost message)."""
+    """Pending deliveries due at ``now`` to active subscriptions (the sweep after a crash or a
+    lost message)."""
     return list(
-        WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+        WebhookDelivery.objects.filter(
+            status=DeliveryStatus.PENDING, next_attempt_at__lte=now, subscription__is_active=True
+        )
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )

@@ -105,9 +105,10 @@ def _replay(answer: IdempotentAnswer, digest: str, key: str) -> Response:
 
 
 def idempotent(post: Callable[..., Response]) -> Callable[..., Response]:
-    """Honour Idempotency-Key on a POST: the view and the kept answer commit together, so a
-    retry gets the first success replayed, and a failure (which changed nothing) may be
-    retried with the same key."""
+    """Honour Idempotency-Key on a POST. The key is claimed (its row inserted) before the view
+    runs, in the view's transaction: a concurrent request with the same key waits on the
+    unique index until the first commits, then replays its answer instead of running the view
+    again. A failure (which changed nothing) releases the claim, so it may be retried."""
 
     @wraps(post)
     def wrapper(view: MemberApi, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -122,14 +123,17 @@ def idempotent(post: Callable[..., Response]) -> Callable[..., Response]:
             return _replay(kept, digest, key)
         try:
             with transaction.atomic():
-                response = post(view, request, *args, **kwargs)
-                IdempotentAnswer.objects.create(
-                    user_id=_user_id(request), key=key, request_digest=digest,
-                    status_code=response.status_code,
-                    body=json.loads(json.dumps(response.data, cls=JSONEncoder)),
+                # The claim: uncommitted, so no one replays it before the answer is in it.
+                answer = IdempotentAnswer.objects.create(
+                    user_id=_user_id(request), key=key, request_digest=digest, status_code=0,
+                    body={},
                 )  # fmt: skip
+                response = post(view, request, *args, **kwargs)
+                answer.status_code = response.status_code
+                answer.body = json.loads(json.dumps(response.data, cls=JSONEncoder))
+                answer.save(update_fields=["status_code", "body"])
         except IntegrityError:
-            # The same key raced us and won; our work rolled back: answer as the winner did.
+            # The same key raced us and won; nothing of ours ran: answer as the winner did.
             winner = IdempotentAnswer.objects.filter(user_id=_user_id(request), key=key).first()
             if winner is None:
                 raise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -307,3 +307,28 @@ def test_a_spend_page_out_of_bounds_is_a_400(
     response = client_for(spent, "finance").get("/api/v1/reports/spend", {**RANGE, **query})
 
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize("at", ["0001-01-01T00:00:00Z", "0001-01-07T23:00:00Z"])
+def test_burn_at_the_calendars_first_days_is_a_400(acme: DemoOrganization, at: str) -> None:
+    response = client_for(acme, "finance").get(
+        "/api/v1/reports/burn", {"period": str(acme.period.pk), "at": at}
+    )
+
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_input")
+
+
+def test_a_pool_running_out_past_the_calendars_end_has_no_date(acme: DemoOrganization) -> None:
+    at = datetime(9999, 12, 30, tzinfo=UTC)
+    record(  # $100 in the week: $14.28 a day, so the $900 left last 63 days, past year 9999
+        acme, "late", subject="platform-eng1-claude-code", amount=100 * 1_000_000, tags={},
+        at=at - timedelta(days=1),
+    )  # fmt: skip
+
+    response = client_for(acme, "finance").get(
+        "/api/v1/reports/burn", {"period": str(acme.period.pk), "at": at.isoformat()}
+    )
+
+    assert response.status_code == 200
+    pools = {row["pool"]: row for row in response.json()["pools"]}
+    assert pools[acme.pools["platform-eng1"].pk]["runs_out_on"] is None

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 import time_machine
 
-from allocation.demo import DOLLAR, DemoOrganization
+from allocation.demo import DOLLAR, DemoOrganization, demo_organization_create
 from budgets.alerts import alert_acknowledge, alerts_check
 from budgets.errors import InvalidStateError, NotAllowedError
 from budgets.gateway import (
@@ -19,7 +19,7 @@ from budgets.gateway import (
     usage_record,
 )
 from budgets.models import Alert, AlertSettings
-from tests.conftest import NOW
+from tests.conftest import NOW, PASSWORD
 
 pytestmark = pytest.mark.django_db
 ENGINEER = "platform-eng1"  # $1,000 pool, credential platform-eng1-claude-code
@@ -86,6 +86,32 @@ def test_thresholds_are_configurable_and_the_organization_has_its_own(
     assert check() == {
         pool_key(acme, "0.001"), f"threshold:org:{acme.period.pk}:0.001",
     }  # fmt: skip
+
+
+def test_a_threshold_written_another_way_is_the_same_threshold_and_not_raised_again(
+    acme: DemoOrganization,
+) -> None:
+    spend(acme, "1000")
+    first = check()
+    AlertSettings.objects.create(organization=acme.organization, thresholds=[0.50, "0.80", 1.0])
+
+    again = check()
+
+    assert first == {pool_key(acme, "0.5"), pool_key(acme, "0.8"), pool_key(acme, "1")}
+    assert again == set()
+
+
+def test_one_organizations_unreadable_settings_do_not_stop_the_others_alerts(
+    acme: DemoOrganization,
+) -> None:
+    globex = demo_organization_create(slug="globex", password=PASSWORD, now=NOW)
+    AlertSettings.objects.create(organization=acme.organization, thresholds="0.8")
+    spend(globex, "850")
+
+    raised = check()
+
+    engineer = globex.pools[ENGINEER].pk
+    assert raised == {f"threshold:pool:{engineer}:0.5", f"threshold:pool:{engineer}:0.8"}
 
 
 def test_a_day_above_three_times_its_seven_day_average(acme: DemoOrganization) -> None:

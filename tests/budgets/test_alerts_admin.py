@@ -7,7 +7,7 @@ from django.test import Client
 
 from allocation.demo import DemoOrganization, demo_organization_create
 from budgets.alerts import Candidate, alert_raise
-from budgets.models import Alert, Member, WebhookDelivery, WebhookSubscription
+from budgets.models import Alert, AlertSettings, Member, WebhookDelivery, WebhookSubscription
 from budgets.webhooks import webhook_create
 from tests.conftest import NOW, PASSWORD
 
@@ -99,6 +99,20 @@ def test_an_org_admin_adds_a_webhook_and_finance_cannot(acme: DemoOrganization) 
         f"/admin/budgets/webhooksubscription/{hook.pk}/change/"
     )
     assert hook.secret in page.content.decode()
+
+
+@pytest.mark.parametrize("thresholds", ['"0.8"', '["abc"]', '["NaN"]', "[true]", '["0"]'])
+def test_an_org_admin_cannot_save_thresholds_the_check_cannot_read(
+    acme: DemoOrganization, thresholds: str
+) -> None:
+    form = {"thresholds": thresholds, "day_multiple": "3", "session_multiple": "10",
+            "call_amount": "25000000"}  # fmt: skip
+
+    response = client_for(acme.members["admin"]).post("/admin/budgets/alertsettings/add/", form)
+
+    assert response.status_code == 200  # the form again, with the error
+    assert response.context["adminform"].form.errors["thresholds"]
+    assert not AlertSettings.objects.exists()
 
 
 def test_only_an_org_admin_resends_a_delivery(

@@ -202,3 +202,21 @@ def test_the_celery_task_schedules_the_retry_at_its_backoff(
     assert (failed, recovered, delivered) == ("pending", "pending", "delivered")
     assert scheduled == [((delivery_id,), NOW + BACKOFF_BASE)]  # once, not again when not due
     assert len(receiver.received) == 2
+
+
+def test_a_subscription_switched_off_gets_no_more_deliveries(
+    acme: DemoOrganization, receiver: Receiver
+) -> None:
+    hook = webhook_create(organization=acme.organization, name="ops", url=receiver.url, events=[])
+    receiver.answers = [500]
+    (delivery_id,) = raise_alert(acme)
+    first = delivery_attempt(delivery_id=delivery_id, now=NOW)
+    hook.is_active = False
+    hook.save()
+
+    later = delivery_attempt(delivery_id=delivery_id, now=NOW + BACKOFF_BASE)
+    due = deliveries_due(now=NOW + BACKOFF_BASE)
+
+    assert (first.sent, later.sent) == (True, False)
+    assert len(receiver.received) == 1
+    assert due == []
