@@ -9,8 +9,8 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from budgets.errors import NotFoundError
-from budgets.models import Authorization, Commit, CommitLink, Member
+from budgets.errors import NotAllowedError, NotFoundError
+from budgets.models import Authorization, Commit, CommitLink, Member, Role
 
 
 @transaction.atomic
@@ -29,12 +29,25 @@ def commit_record(
     """Record a commit (or update its PR and merge state) and link sessions and authorizations
     to it; links only add, so sending the same commit again changes nothing.
 
-    Raises NotFoundError (an authorization not in the member's organization).
+    Only who recorded the commit, finance and admins may change its PR, merge state or author
+    afterwards (they drive cost per merged PR); anyone in the organization may add links.
+
+    Raises NotFoundError (an authorization not in the member's organization), NotAllowedError.
     """
-    commit, _ = Commit.objects.select_for_update().get_or_create(
+    commit, created = Commit.objects.select_for_update().get_or_create(
         organization_id=member.organization_id, repo=repo, sha=sha.lower(),
         defaults={"member": member, "author": author},
     )  # fmt: skip
+    changes = (
+        (pr_number is not None and pr_number != commit.pr_number)
+        or (is_merged and not commit.is_merged)
+        or bool(author and author != commit.author)
+    )
+    if (
+        changes and not created and commit.member_id != member.pk
+        and member.role not in (Role.FINANCE, Role.ADMIN)
+    ):  # fmt: skip
+        raise NotAllowedError("Only who recorded this commit, finance or admins may change it.")
     commit.pr_number = pr_number if pr_number is not None else commit.pr_number
     if is_merged and not commit.is_merged:
         commit.is_merged, commit.merged_at = True, merged_at or timezone.now()

@@ -261,6 +261,12 @@ class ChargebackReportApi(MemberApi):
         )
 
 
+def _csv_text(value: str) -> str:
+    """A text cell a spreadsheet will not run: a leading =, +, -, @, tab or CR is quoted with
+    an apostrophe (CSV formula injection; cost-center names are free text)."""
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 class ChargebackCsvApi(MemberApi):
     @extend_schema(
         operation_id="report_chargeback_csv", parameters=[s.PeriodQuerySerializer],
@@ -281,8 +287,9 @@ class ChargebackCsvApi(MemberApi):
                          "cached_input_tokens", "output_tokens"])  # fmt: skip
         for r in rows:
             amount = format_micros(r["amount"], currency).split(" ")[0]
-            writer.writerow([r["cost_center"], amount, currency, r["calls"], r["input_tokens"],
-                             r["cached_input_tokens"], r["output_tokens"]])  # fmt: skip
+            writer.writerow([_csv_text(r["cost_center"]), amount, currency, r["calls"],
+                             r["input_tokens"], r["cached_input_tokens"],
+                             r["output_tokens"]])  # fmt: skip
         response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = (
             f'attachment; filename="chargeback-{member.organization.slug}-{period}.csv"'.replace(

@@ -238,3 +238,20 @@ def test_merged_pull_request_cost_counts_each_line_once_per_pull_request(
         ("2026-11-23", acme.teams["platform"].pk, 2, "0.225000", "0.112500"),
         ("2026-11-30", acme.teams["product"].pk, 1, "0.045000", "0.045000"),
     ]
+
+
+def test_only_the_recorder_finance_or_admins_change_a_commit(acme: DemoOrganization) -> None:
+    body = {"repo": "acme/api", "sha": "cafe123", "pr_number": 5, "is_merged": False,
+            "session_ids": ["s1"]}  # fmt: skip
+    post(client_for(acme, "platform-eng1"), "/api/v1/commits", body)
+
+    relinked = post(client_for(acme, "product-eng1"), "/api/v1/commits",
+                    {**body, "session_ids": ["s2"]})  # fmt: skip
+    hijacked = post(client_for(acme, "product-eng1"), "/api/v1/commits",
+                    {**body, "pr_number": 6, "is_merged": True})  # fmt: skip
+    merged = post(client_for(acme, "finance"), "/api/v1/commits", {**body, "is_merged": True})
+
+    assert relinked.status_code == 201
+    assert (hijacked.status_code, hijacked.json()["code"]) == (403, "not_allowed")
+    assert (merged.json()["pr_number"], merged.json()["is_merged"]) == (5, True)
+    assert sorted(merged.json()["session_ids"]) == ["s1", "s2"]

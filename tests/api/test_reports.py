@@ -332,3 +332,17 @@ def test_a_pool_running_out_past_the_calendars_end_has_no_date(acme: DemoOrganiz
     assert response.status_code == 200
     pools = {row["pool"]: row for row in response.json()["pools"]}
     assert pools[acme.pools["platform-eng1"].pk]["runs_out_on"] is None
+
+
+def test_a_cost_center_that_looks_like_a_formula_is_quoted_in_the_csv(
+    spent: DemoOrganization,
+) -> None:
+    from budgets.models import Team
+
+    Team.objects.filter(pk=spent.teams["platform"].pk).update(cost_center='=HYPERLINK("x")')
+    download = client_for(spent, "finance").get(
+        "/api/v1/reports/chargeback.csv", {"period": str(spent.period.pk)}
+    )
+
+    rows = list(csv.DictReader(io.StringIO(download.content.decode())))
+    assert rows[0]["cost_center"] == '\'=HYPERLINK("x")'
