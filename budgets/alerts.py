@@ -54,6 +54,8 @@ MIN_SESSIONS_FOR_MEDIAN = 5
 SPEND_CODES = (TransferCode.SPEND, TransferCode.OVERAGE)
 SPEND_PHASES = (TransferPhase.POSTED, TransferPhase.POST)
 SETTLED = (AuthorizationStatus.SETTLED, AuthorizationStatus.SETTLED_LATE)
+#: A closing period still takes late settles (docs/operations.md): its thresholds still count.
+CHECKED_PERIODS = (PeriodStatus.OPEN, PeriodStatus.CLOSING)
 
 
 @dataclass(frozen=True)
@@ -99,12 +101,13 @@ def _normal(value: Decimal) -> Decimal:
 
 
 def alerts_check(*, now: datetime) -> list[int]:
-    """Raise every alert due at ``now`` in every organization with an open period; returns
-    the ids of the webhook deliveries created (to be sent). Safe to run twice, at once. One
-    organization's failure (its settings invalid) is logged and skips it alone."""
+    """Raise every alert due at ``now`` in every organization with an open or closing period
+    (a closing one still takes late settles); returns the ids of the webhook deliveries
+    created (to be sent). Safe to run twice, at once. One organization's failure (its
+    settings invalid) is logged and skips it alone."""
     deliveries: list[int] = []
     organizations = (
-        Organization.objects.filter(periods__status=PeriodStatus.OPEN).distinct().order_by("pk")
+        Organization.objects.filter(periods__status__in=CHECKED_PERIODS).distinct().order_by("pk")
     )
     for organization in organizations:
         try:
@@ -115,10 +118,19 @@ def alerts_check(*, now: datetime) -> list[int]:
 
 
 def alerts_check_organization(*, organization: Organization, now: datetime) -> list[int]:
-    period = Period.objects.filter(organization=organization, status=PeriodStatus.OPEN).first()
-    if period is None:
-        return []
     settings = alert_settings(organization=organization)
+    deliveries: list[int] = []
+    periods = Period.objects.filter(organization=organization, status__in=CHECKED_PERIODS)
+    for period in periods.order_by("starts_at"):
+        deliveries += _period_check(
+            organization=organization, period=period, settings=settings, now=now
+        )
+    return deliveries
+
+
+def _period_check(
+    *, organization: Organization, period: Period, settings: AlertSettings, now: datetime
+) -> list[int]:
     pools = {
         pool.pk: pool
         for pool in Pool.objects.filter(period=period).select_related(
@@ -335,12 +347,13 @@ def _calls(
     if settings.call_amount is None:
         return []
     calls = Authorization.objects.filter(
-        organization=organization, status__in=SETTLED, charged__gt=settings.call_amount,
+        organization=organization, pool_id__in=list(pools), status__in=SETTLED,
+        charged__gt=settings.call_amount,
         created_at__gte=now - RECENT, created_at__lte=now,
     ).only("id", "pool_id", "charged", "model", "subject", "session_id")  # fmt: skip
     found = []
     for call in calls:
-        pool = pools.get(call.pool_id) if call.pool_id else None
+        pool = pools[call.pool_id] if call.pool_id else None
         found.append(Candidate(
             kind=AlertKind.CALL, key=f"call:{call.pk}",
             message=(

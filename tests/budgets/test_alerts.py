@@ -192,3 +192,12 @@ def test_acknowledging_follows_the_roles(acme: DemoOrganization) -> None:
         alert_acknowledge(alert=alert, member=acme.members["finance"])
 
     assert done.acknowledged_by == acme.members["platform-lead"]
+
+
+def test_a_closing_period_is_still_checked(acme: DemoOrganization) -> None:
+    from budgets.models import Period
+
+    spend(acme, "850")
+    Period.objects.filter(pk=acme.period.pk).update(status="closing")  # late settles still land
+
+    assert check() == {pool_key(acme, "0.5"), pool_key(acme, "0.8")}
