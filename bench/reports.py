@@ -1,20 +1,40 @@
 """How fast the finance reports answer for a quarter of realistic usage.
 
 What it measures: each report endpoint of docs/api.md, called in process through the API
-(authentication, scoping, the query, serialization; no network) as finance for a whole quarter,
-over ``--calls`` settled gateway calls (default 1,000,000) by ``--teams`` x ``--engineers``
-members (default 10 x 30 = 300) and a CI pool per team, tagged with repo, pr, ticket and
-use_case; a tenth of the calls were downgraded (opus requested, sonnet charged). It prints the
-best and the median of ``--repeat`` runs per report, and checks that the spend report's total
-equals the ledger's spend of the quarter to the micro-unit.
+(authentication, scoping, the query, serialization; no network) as finance for a whole quarter.
+It prints the best and the median of ``--repeat`` runs per report, and checks that the spend
+report's total equals the ledger's spend of the quarter to the micro-unit.
 
-Seeding: the organization, teams, members and pools through the services; then the calls in
-bulk, in SQL (``INSERT ... SELECT generate_series``): per call an Authorization, its hold
-(phase ``pending``) and the hold's post (phase ``post``), and the accounts' counters moved by
-the same sums, so ``ledger_verify`` holds. Then ``spend_entries_sync`` builds the spend entries
-from those transfers (timed: it is the catch-up a new deployment runs once), and ``ANALYZE``.
-All of it in its own database, ``budget_ledger_reportbench`` (created if missing, reseeded
-with ``--reseed``; otherwise an earlier seed is reused).
+The quarter (FY2026 Q3, 92 days, organization in UTC) is shaped like AI-assisted engineering:
+
+- ``--teams`` x ``--engineers`` members (default 10 x 30 = 300), each with an engineer pool and
+  an interactive credential, and a CI pool per team;
+- pull requests of 20 to 139 calls (one in fifty a long one, 700 more), about 94 on average, so
+  ``--calls`` (default 1,000,000) gives about 10,600 PRs: each engineer starts one every two to
+  three days (about 2.7 a week, a few open at once), authors round-robin; a PR lasts one to
+  four days, its start spread evenly over the quarter;
+- ``--repos`` repos (default 30): each team works in three of its own, one PR in seven is in the
+  shared ``acme/repo-0``; PR numbers count up per repo; every PR has a ticket ``ENG-<n>``;
+- a PR's calls come in sessions of 30 (the last one shorter), each session one PR's, one
+  pool's and one day's burst of a call a minute in working hours; four sessions in five are the
+  author's (use case feature, tests or refactor), every fifth a teammate's review (``review``)
+  or the team's CI pool (``ci``): mostly one author, a few pools per PR;
+- models per call: 60 % claude-sonnet-4-5, 30 % claude-haiku-4-5, 10 % gpt-5; a tenth of the
+  calls downgraded (opus requested, the model charged) with the saving measured;
+- every other PR merged two hours after its last call; every PR has two commits, the first
+  linked to its first session, the second to all of them (so a line reaches a PR twice and is
+  counted once).
+
+Tags on every call: ``repo``, ``pr``, ``ticket``, ``use_case``, as the gateway sends them.
+
+Seeding: the organization, teams, members and pools through the services; then PRs, calls and
+commits in bulk, in SQL (``INSERT ... SELECT``): per call an Authorization, its hold (phase
+``pending``) and the hold's post (phase ``post``), transfer ids in posting order, and the
+accounts' counters moved by the same sums, so ``ledger_verify`` holds. Then
+``spend_entries_sync`` builds the spend entries and the rollup from those transfers (timed: it
+is the catch-up a new deployment runs once), and ``ANALYZE``. All of it in its own database,
+``budget_ledger_reportbench`` (``--database``; created if missing, reseeded with ``--reseed``;
+otherwise an earlier seed is reused).
 
 Run from the repository root (PostgreSQL on 127.0.0.1:5432)::
 
@@ -313,7 +333,7 @@ def _timed(label: str, function: Any) -> Any:
 
 
 def main() -> int:
-    global DATABASE  # noqa: PLW0603: one run, one database
+    global DATABASE  # noqa: PLW0603 (one run, one database)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument("--teams", type=int, default=10)

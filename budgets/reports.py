@@ -1,11 +1,12 @@
-"""Finance reports: reads over the spend entries (budgets/spend.py) and pool balances.
+"""Finance reports: reads over the spend entries (budgets/spend.py), their per-day rollup
+(budgets/rollups.py) and pool balances.
 
-Every report first brings the entries up to date with the ledger (``spend_entries_sync``), then
-sums entries in integer micro-units, so summed over any grouping it equals ``ledger_spend`` of
-the same range to the micro-unit. Ranges are half-open, ``[start, end)``, by posting time;
-day and week buckets are in the organization's timezone. ``pools`` is the caller's scope: the
-pools whose spend they may see.
-"""
+Every report first brings the entries and the rollup up to date with the ledger
+(``spend_entries_sync``), then sums in integer micro-units: whole local days of a range from
+the rollup, the rest of the range from the entries. Summed over any grouping, a report equals
+``ledger_spend`` of the same range to the micro-unit. Ranges are half-open, ``[start, end)``,
+by posting time; day and week buckets are in the organization's timezone. ``pools`` is the
+caller's scope: the pools whose spend they may see."""
 
 from __future__ import annotations
 

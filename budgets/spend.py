@@ -14,6 +14,10 @@ visible when its transaction commits, so a watermark may only pass rows old enou
 transaction can still be holding an older id: ``SYNC_LAG`` (no ledger transaction lives that
 long; the gateway's are milliseconds). Rows newer than that are read again on the next sync
 and skipped by the primary key.
+
+In the same transaction the sync adds each new entry, once, to the rollup (``SpendRollup``:
+sums per organization, local day and dimensions), so the rollup always sums exactly the
+entries; an organization whose timezone changed has its rollup rebuilt from its entries first.
 """
 
 from __future__ import annotations
