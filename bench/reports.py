@@ -56,16 +56,16 @@ ROOT = Path(__file__).resolve().parent.parent
 DOLLAR = 1_000_000
 
 
-def _setup(server: str) -> None:
+def _setup(server: str, database: str) -> None:
     import psycopg
 
     with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
         exists = connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]
+            "SELECT 1 FROM pg_database WHERE datname = %s", [database]
         ).fetchone()
         if not exists:
-            connection.execute(f"CREATE DATABASE {DATABASE}")
-    os.environ["DATABASE_URL"] = f"{server}/{DATABASE}"
+            connection.execute(f"CREATE DATABASE {database}")
+    os.environ["DATABASE_URL"] = f"{server}/{database}"
     os.environ.setdefault("DJANGO_DEBUG", "1")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     sys.path.insert(0, str(ROOT))
@@ -333,7 +333,6 @@ def _timed(label: str, function: Any) -> Any:
 
 
 def main() -> int:
-    global DATABASE  # noqa: PLW0603 (one run, one database)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument("--teams", type=int, default=10)
@@ -344,13 +343,12 @@ def main() -> int:
     parser.add_argument("--database", default=DATABASE, help="a scratch database to seed")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
     options = parser.parse_args()
-    DATABASE = options.database
     if options.reseed:
         import psycopg
 
         with psycopg.connect(f"{options.server}/postgres", autocommit=True) as server:
-            server.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-    _setup(options.server)
+            server.execute(f"DROP DATABASE IF EXISTS {options.database}")
+    _setup(options.server, options.database)
 
     from django.db import connection
 
