@@ -1,20 +1,40 @@
 """How fast the finance reports answer for a quarter of realistic usage.
 
 What it measures: each report endpoint of docs/api.md, called in process through the API
-(authentication, scoping, the query, serialization; no network) as finance for a whole quarter,
-over ``--calls`` settled gateway calls (default 1,000,000) by ``--teams`` x ``--engineers``
-members (default 10 x 30 = 300) and a CI pool per team, tagged with repo, pr, ticket and
-use_case; a tenth of the calls were downgraded (opus requested, sonnet charged). It prints the
-best and the median of ``--repeat`` runs per report, and checks that the spend report's total
-equals the ledger's spend of the quarter to the micro-unit.
+(authentication, scoping, the query, serialization; no network) as finance for a whole quarter.
+It prints the best and the median of ``--repeat`` runs per report, and checks that the spend
+report's total equals the ledger's spend of the quarter to the micro-unit.
 
-Seeding: the organization, teams, members and pools through the services; then the calls in
-bulk, in SQL (``INSERT ... SELECT generate_series``): per call an Authorization, its hold
-(phase ``pending``) and the hold's post (phase ``post``), and the accounts' counters moved by
-the same sums, so ``ledger_verify`` holds. Then ``spend_entries_sync`` builds the spend entries
-from those transfers (timed: it is the catch-up a new deployment runs once), and ``ANALYZE``.
-All of it in its own database, ``budget_ledger_reportbench`` (created if missing, reseeded
-with ``--reseed``; otherwise an earlier seed is reused).
+The quarter (FY2026 Q3, 92 days, organization in UTC) is shaped like AI-assisted engineering:
+
+- ``--teams`` x ``--engineers`` members (default 10 x 30 = 300), each with an engineer pool and
+  an interactive credential, and a CI pool per team;
+- pull requests of 20 to 139 calls (one in fifty a long one, 700 more), about 94 on average, so
+  ``--calls`` (default 1,000,000) gives about 10,600 PRs: each engineer starts one every two to
+  three days (about 2.7 a week, a few open at once), authors round-robin; a PR lasts one to
+  four days, its start spread evenly over the quarter;
+- ``--repos`` repos (default 30): each team works in three of its own, one PR in seven is in the
+  shared ``acme/repo-0``; PR numbers count up per repo; every PR has a ticket ``ENG-<n>``;
+- a PR's calls come in sessions of 30 (the last one shorter), each session one PR's, one
+  pool's and one day's burst of a call a minute in working hours; four sessions in five are the
+  author's (use case feature, tests or refactor), every fifth a teammate's review (``review``)
+  or the team's CI pool (``ci``): mostly one author, a few pools per PR;
+- models per call: 60 % claude-sonnet-4-5, 30 % claude-haiku-4-5, 10 % gpt-5; a tenth of the
+  calls downgraded (opus requested, the model charged) with the saving measured;
+- every other PR merged two hours after its last call; every PR has two commits, the first
+  linked to its first session, the second to all of them (so a line reaches a PR twice and is
+  counted once).
+
+Tags on every call: ``repo``, ``pr``, ``ticket``, ``use_case``, as the gateway sends them.
+
+Seeding: the organization, teams, members and pools through the services; then PRs, calls and
+commits in bulk, in SQL (``INSERT ... SELECT``): per call an Authorization, its hold (phase
+``pending``) and the hold's post (phase ``post``), transfer ids in posting order, and the
+accounts' counters moved by the same sums, so ``ledger_verify`` holds. Then
+``spend_entries_sync`` builds the spend entries and the rollup from those transfers (timed: it
+is the catch-up a new deployment runs once), and ``ANALYZE``. All of it in its own database,
+``budget_ledger_reportbench`` (``--database``; created if missing, reseeded with ``--reseed``;
+otherwise an earlier seed is reused).
 
 Run from the repository root (PostgreSQL on 127.0.0.1:5432)::
 
@@ -36,16 +56,16 @@ ROOT = Path(__file__).resolve().parent.parent
 DOLLAR = 1_000_000
 
 
-def _setup(server: str) -> None:
+def _setup(server: str, database: str) -> None:
     import psycopg
 
     with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
         exists = connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]
+            "SELECT 1 FROM pg_database WHERE datname = %s", [database]
         ).fetchone()
         if not exists:
-            connection.execute(f"CREATE DATABASE {DATABASE}")
-    os.environ["DATABASE_URL"] = f"{server}/{DATABASE}"
+            connection.execute(f"CREATE DATABASE {database}")
+    os.environ["DATABASE_URL"] = f"{server}/{database}"
     os.environ.setdefault("DJANGO_DEBUG", "1")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     sys.path.insert(0, str(ROOT))
@@ -117,31 +137,92 @@ def _seed_people(teams: int, engineers: int) -> Any:
     return org, period, finance
 
 
-# One statement per table; the calls' values come from a temporary table built once.
+# The pull requests: sizes (tens to hundreds of calls, one in fifty a long one), authors
+# round-robin over the engineers (so each has a PR started every few days), repos (each team
+# three of its own, one in seven PRs in the shared repo 0), numbers per repo, merged or not.
+_PULL_REQUESTS = """
+CREATE TEMP TABLE bench_prs AS
+WITH sized AS (
+    SELECT k, 20 + (k * 7919) %% 120 + CASE WHEN k %% 50 = 7 THEN 700 ELSE 0 END AS size
+    FROM generate_series(0::bigint, %(calls)s / 20) AS k
+), placed AS (
+    SELECT k, size, (sum(size) OVER (ORDER BY k))::bigint - size AS first_call FROM sized
+), kept AS (
+    SELECT k, first_call, least(size, %(calls)s::bigint - first_call)::bigint AS size
+    FROM placed WHERE first_call < %(calls)s
+), assigned AS (
+    SELECT kept.*, count(*) OVER () AS prs, k %% %(authors)s AS author,
+           CASE WHEN k %% 7 = 0 THEN 0
+                ELSE (3 * ((k %% %(authors)s) / %(engineers)s) + k %% 3) %% %(repos)s END
+               AS repo_n,
+           1 + (k * 31) %% 4 AS days, (k %% 2 = 0) AS merged
+    FROM kept
+)
+SELECT assigned.*, 'acme/repo-' || repo_n AS repo,
+       100 + row_number() OVER (PARTITION BY repo_n ORDER BY k) AS pr_number,
+       (k * (%(quarter_days)s - 4)) / prs AS start_day
+FROM assigned;
+"""
+
+# The calls: each PR's in sessions of 30 (a session is one PR's, one pool's, one day's burst of
+# a call a minute); every fifth session (the second, the seventh ...) is a teammate's review or
+# the team's CI, the rest are the author's. Transfer ids follow posting time.
 _CALLS = """
 CREATE TEMP TABLE bench_calls AS
-SELECT i,
+WITH calls AS (
+    SELECT p.first_call + j AS i, p.k, p.repo, p.pr_number, j / 30 AS s,
+           CASE WHEN (j / 30) %% 5 <> 1 THEN p.author
+                WHEN (p.k + j / 30) %% 2 = 0 THEN
+                    (p.author / %(engineers)s) * %(engineers)s
+                    + (p.author %% %(engineers)s + 1 + p.k %% (%(engineers)s - 1))
+                      %% %(engineers)s
+                ELSE %(authors)s + p.author / %(engineers)s END AS slot,
+           CASE WHEN (j / 30) %% 5 <> 1
+                THEN (ARRAY['feature','tests','refactor'])[1 + (j / 30) %% 3]
+                WHEN (p.k + j / 30) %% 2 = 0 THEN 'review' ELSE 'ci' END AS use_case,
+           %(start)s::timestamptz + make_interval(
+               days => (p.start_day + (j / 30) %% p.days)::int,
+               hours => (8 + (p.k * 13 + (j / 30) * 5) %% 10)::int,
+               mins => (p.k %% 29)::int, secs => (j %% 30) * 60) AS at
+    FROM bench_prs p, generate_series(0::bigint, p.size - 1) AS j
+)
+SELECT calls.i, calls.k, calls.s,
        pools.pool_id, pools.account_id, pools.spend_account_id, pools.member_id,
        pools.credential_id, pools.subject,
-       (ARRAY['claude-sonnet-4-5','claude-haiku-4-5','gpt-5'])[1 + i %% 3] AS model,
+       CASE WHEN (i * 7) %% 10 < 6 THEN 'claude-sonnet-4-5'
+            WHEN (i * 7) %% 10 < 9 THEN 'claude-haiku-4-5' ELSE 'gpt-5' END AS model,
        (i %% 10 = 0) AS downgraded,
        2000 + (i * 7919) %% 40000 AS input_tokens,
        (i * 104729) %% 8000 AS cached_tokens,
        200 + (i * 613) %% 4000 AS output_tokens,
-       'acme/repo-' || (i %% 20) AS repo,
-       (1 + (i / 40) %% 6000)::text AS pr,
-       'ENG-' || (i %% 2000) AS ticket,
-       (ARRAY['feature','review','tests','refactor'])[1 + i %% 4] AS use_case,
-       'session-' || (i / 25) AS session_id,
-       %(start)s::timestamptz
-           + (i::float8 / %(calls)s) * (%(end)s::timestamptz - %(start)s::timestamptz) AS at
-FROM generate_series(0::bigint, %(calls)s - 1) AS i
-JOIN (
+       calls.repo, calls.pr_number::text AS pr, 'ENG-' || (1000 + calls.k) AS ticket,
+       calls.use_case, 'session-' || calls.k || '-' || calls.s AS session_id, calls.at,
+       row_number() OVER (ORDER BY calls.at, calls.i) - 1 AS seq
+FROM calls JOIN (
     SELECT p.n, p.id AS pool_id, p.account_id, p.spend_account_id, p.member_id,
            c.id AS credential_id, c.alias AS subject
     FROM bench_pools p JOIN budgets_credential c ON c.id = p.credential_id
-) AS pools ON pools.n = i %% %(pools)s;
+) AS pools ON pools.n = calls.slot;
 """
+
+# Two commits per PR, merged (two hours after its last call) for every other PR: the first
+# linked to the PR's first session, the second to all of them, as a hook sends them.
+_COMMITS = [
+    """INSERT INTO budgets_commit (organization_id, repo, sha, pr_number, is_merged, author,
+    member_id, created_at, merged_at)
+SELECT %(org)s, p.repo, md5('bench-commit-' || p.k || '-' || commits.n), p.pr_number, p.merged, '',
+       a.member_id, e.last_at, CASE WHEN p.merged THEN e.last_at + interval '2 hours' END
+FROM bench_prs p
+JOIN (SELECT k, max(at) AS last_at FROM bench_calls GROUP BY k) e ON e.k = p.k
+JOIN bench_pools a ON a.n = p.author
+CROSS JOIN (VALUES (0), (1)) AS commits(n)""",
+    """INSERT INTO budgets_commitlink (commit_id, session_id, authorization_id)
+SELECT DISTINCT c.id, b.session_id, NULL::uuid
+FROM bench_calls b JOIN bench_prs p ON p.k = b.k
+JOIN budgets_commit c ON c.organization_id = %(org)s AND c.repo = p.repo
+    AND c.sha IN (md5('bench-commit-' || p.k || '-0'), md5('bench-commit-' || p.k || '-1'))
+WHERE b.s = 0 OR c.sha = md5('bench-commit-' || p.k || '-1')""",
+]
 
 _COSTED = [
     "ALTER TABLE bench_calls ADD COLUMN cost bigint, ADD COLUMN requested_cost bigint, "
@@ -151,7 +232,7 @@ _COSTED = [
         WHEN 'claude-haiku-4-5' THEN input_tokens * 1 + cached_tokens / 10 + output_tokens * 5
         WHEN 'gpt-5' THEN (input_tokens * 125) / 100 + cached_tokens / 8 + output_tokens * 10
         ELSE input_tokens * 3 + (cached_tokens * 3) / 10 + output_tokens * 15 END,
-    hold_id = %(base)s + 2 * i""",
+    hold_id = %(base)s + 2 * seq""",
     """UPDATE bench_calls SET requested_cost = CASE WHEN downgraded
     THEN input_tokens * 5 + cached_tokens / 2 + output_tokens * 25 ELSE cost END""",
 ]
@@ -199,26 +280,32 @@ WHERE a.id = s.spend_account_id;
 """
 
 
-def _seed_calls(org: Any, period: Any, calls: int) -> None:
+def _seed_calls(org: Any, period: Any, calls: int, teams: int, engineers: int, repos: int) -> None:
     from django.db import connection, transaction
 
     with transaction.atomic(), connection.cursor() as cursor:
+        # Slots: engineer e of team t is t * engineers + e, team t's CI pool authors + t.
         cursor.execute(
             "CREATE TEMP TABLE bench_pools AS "
-            "SELECT row_number() OVER (ORDER BY p.id) - 1 AS n, p.id, p.account_id, "
+            "SELECT CASE WHEN p.kind = 'member' THEN (dense_rank() OVER teams - 1) * %s "
+            "+ row_number() OVER (PARTITION BY p.kind, t.id ORDER BY p.id) - 1 "
+            "ELSE %s + dense_rank() OVER teams - 1 END AS n, p.id, p.account_id, "
             "p.spend_account_id, p.member_id, c.id AS credential_id "
-            "FROM budgets_pool p JOIN budgets_credential c ON "
+            "FROM budgets_pool p LEFT JOIN budgets_member m ON m.id = p.member_id "
+            "JOIN budgets_team t ON t.id = coalesce(m.team_id, p.team_id) "
+            "JOIN budgets_credential c ON "
             "(p.kind = 'member' AND c.member_id = p.member_id) OR "
             "(p.kind = 'shared' AND c.team_id = p.team_id AND c.shared_pool_name = p.name) "
-            "WHERE p.period_id = %s",
-            [period.pk],
+            "WHERE p.period_id = %s WINDOW teams AS (ORDER BY t.id)",
+            [engineers, teams * engineers, period.pk],
         )
-        cursor.execute("SELECT count(*) FROM bench_pools")
-        pools = cursor.fetchone()[0]
-        cursor.execute(
-            _CALLS,
-            {"start": period.starts_at, "end": period.ends_at, "calls": calls, "pools": pools},
-        )
+        quarter_days = (period.ends_at - period.starts_at).days
+        shape = {
+            "calls": calls, "authors": teams * engineers, "engineers": engineers,
+            "repos": repos, "quarter_days": quarter_days, "start": period.starts_at,
+        }  # fmt: skip
+        cursor.execute(_PULL_REQUESTS, shape)
+        cursor.execute(_CALLS, shape)
         cursor.execute("SELECT pg_get_serial_sequence('ledger_transfer', 'id')")
         sequence = cursor.fetchone()[0]
         cursor.execute("SELECT nextval(%s)", [sequence])
@@ -231,32 +318,11 @@ def _seed_calls(org: Any, period: Any, calls: int) -> None:
         for statement in _COUNTERS.split(";"):
             if statement.strip():
                 cursor.execute(statement)
+        for statement in _COMMITS:
+            cursor.execute(statement, {"org": org.pk})
         cursor.execute("DROP TABLE bench_calls")
+        cursor.execute("DROP TABLE bench_prs")
         cursor.execute("DROP TABLE bench_pools")
-
-
-def _seed_commits(org: Any, finance: Any) -> None:
-    """A merged commit per PR of one repo, linked to its sessions (a few thousand rows)."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO budgets_commit (organization_id, repo, sha, pr_number, is_merged, "
-            "author, member_id, created_at, merged_at) "
-            "SELECT %s, tags->>'repo', md5(tags->>'repo' || (tags->>'pr')), "
-            "(tags->>'pr')::int, true, '', NULL, max(settled_at), max(settled_at) "
-            "FROM budgets_authorization WHERE organization_id = %s AND tags->>'repo' = "
-            "'acme/repo-0' GROUP BY tags->>'repo', tags->>'pr'",
-            [org.pk, org.pk],
-        )
-        cursor.execute(
-            "INSERT INTO budgets_commitlink (commit_id, session_id, authorization_id) "
-            "SELECT DISTINCT c.id, a.session_id, NULL::uuid FROM budgets_commit c "
-            "JOIN budgets_authorization a ON a.organization_id = c.organization_id "
-            "AND a.tags->>'repo' = c.repo AND (a.tags->>'pr')::int = c.pr_number "
-            "WHERE c.organization_id = %s",
-            [org.pk],
-        )
 
 
 def _timed(label: str, function: Any) -> Any:
@@ -271,16 +337,18 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument("--teams", type=int, default=10)
     parser.add_argument("--engineers", type=int, default=30)
+    parser.add_argument("--repos", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--reseed", action="store_true")
+    parser.add_argument("--database", default=DATABASE, help="a scratch database to seed")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
     options = parser.parse_args()
     if options.reseed:
         import psycopg
 
         with psycopg.connect(f"{options.server}/postgres", autocommit=True) as server:
-            server.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-    _setup(options.server)
+            server.execute(f"DROP DATABASE IF EXISTS {options.database}")
+    _setup(options.server, options.database)
 
     from django.db import connection
 
@@ -293,8 +361,12 @@ def main() -> int:
         org, period, finance = _timed(
             "seed people", lambda: _seed_people(options.teams, options.engineers)
         )
-        _timed(f"seed {options.calls:,} calls", lambda: _seed_calls(org, period, options.calls))
-        _timed("seed commits", lambda: _seed_commits(org, finance))
+        _timed(
+            f"seed {options.calls:,} calls, PRs and commits",
+            lambda: _seed_calls(
+                org, period, options.calls, options.teams, options.engineers, options.repos
+            ),
+        )
     period = Period.objects.get(organization=org)
     finance = Member.objects.get(organization=org, role="finance")
     added = _timed("spend entries sync (catch-up)", spend_entries_sync)

@@ -641,7 +641,23 @@ class WebhookDelivery(models.Model):
         return f"delivery of alert {self.alert_id} to {self.subscription_id}: {self.status}"
 
 
-class SpendEntry(models.Model):
+class SpendDimensions(models.Model):
+    """The dimensions reports group by that are plain text, shared by entries and rollup."""
+
+    credential_kind = models.CharField(max_length=16, blank=True, default="")
+    model = models.CharField(max_length=200, blank=True, default="")
+    session_id = models.CharField(max_length=200, blank=True, default="")
+    # The four tags reports group by most, as columns; any other tag is read from ``tags``.
+    repo = models.CharField(max_length=200, blank=True, default="")
+    pr = models.CharField(max_length=64, blank=True, default="")
+    ticket = models.CharField(max_length=200, blank=True, default="")
+    use_case = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        abstract = True
+
+
+class SpendEntry(SpendDimensions):
     """One posted ledger line of spend, with the dimensions reports group by.
 
     A read model, derived: built by ``budgets.spend.spend_entries_sync`` from immutable ledger
@@ -670,14 +686,6 @@ class SpendEntry(models.Model):
     authorization = models.ForeignKey(
         Authorization, on_delete=models.PROTECT, null=True, related_name="+"
     )
-    credential_kind = models.CharField(max_length=16, blank=True, default="")
-    model = models.CharField(max_length=200, blank=True, default="")
-    session_id = models.CharField(max_length=200, blank=True, default="")
-    # The four tags reports group by most, as columns; any other tag is read from ``tags``.
-    repo = models.CharField(max_length=200, blank=True, default="")
-    pr = models.CharField(max_length=64, blank=True, default="")
-    ticket = models.CharField(max_length=200, blank=True, default="")
-    use_case = models.CharField(max_length=200, blank=True, default="")
     tags = models.JSONField(default=dict, blank=True)
     amount = models.BigIntegerField(help_text="Micro-units; negative for a reversal of spend.")
     calls = models.PositiveSmallIntegerField(default=0)
@@ -718,6 +726,64 @@ class SpendSyncState(models.Model):
 
     def __str__(self) -> str:
         return f"spend synced to transfer #{self.transfer_id}"
+
+
+class SpendRollup(SpendDimensions):
+    """The spend entries of one organization's day, summed per combination of the dimensions
+    reports group by (pool, team, member, credential kind, model, session, repo, pr, ticket,
+    use case): what whole-day ranges of the reports read instead of the entries.
+
+    Derived, like the entries, and written only by ``spend_entries_sync``, in the transaction
+    that adds the entries it sums (each entry added exactly once), so for any set of whole
+    days the rows sum to the entries, hence to the ledger's spend, to the micro-unit. ``day``
+    is the entry's local date in the organization's timezone (``SpendRollupZone`` says which;
+    a changed timezone rebuilds the organization's rows). ``key`` identifies the combination
+    (a digest: NULL team or member ids would make a unique constraint over the columns miss).
+    """
+
+    key = models.CharField(max_length=64, unique=True)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    day = models.DateField(help_text="Local date in the organization's timezone.")
+    week = models.DateField(help_text="The Monday of ``day``'s week.")
+    pool = models.ForeignKey(Pool, on_delete=models.PROTECT, related_name="+", db_index=False)
+    team = models.ForeignKey(
+        Team, on_delete=models.PROTECT, null=True, related_name="+", db_index=False
+    )
+    member = models.ForeignKey(
+        Member, on_delete=models.PROTECT, null=True, related_name="+", db_index=False
+    )
+    amount = models.BigIntegerField(default=0, help_text="Micro-units.")
+    calls = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    saving = models.BigIntegerField(default=0)
+    downgraded_calls = models.BigIntegerField(default=0, help_text="Entries with a saving.")
+    entries = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization", "day"], name="budgets_rollup_org_day"),
+            models.Index(fields=["session_id"], name="budgets_rollup_session"),
+        ]
+
+    def __str__(self) -> str:
+        return f"spend of {self.day} ({self.key[:12]})"
+
+
+class SpendRollupZone(models.Model):
+    """The timezone an organization's ``SpendRollup`` days were cut in. No row, or another
+    timezone than the organization's: the next sync rebuilds that organization's rollup."""
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    timezone = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"{self.organization_id}: {self.timezone}"
 
 
 class Commit(models.Model):

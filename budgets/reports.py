@@ -1,11 +1,12 @@
-"""Finance reports: reads over the spend entries (budgets/spend.py) and pool balances.
+"""Finance reports: reads over the spend entries (budgets/spend.py), their per-day rollup
+(budgets/rollups.py) and pool balances.
 
-Every report first brings the entries up to date with the ledger (``spend_entries_sync``), then
-sums entries in integer micro-units, so summed over any grouping it equals ``ledger_spend`` of
-the same range to the micro-unit. Ranges are half-open, ``[start, end)``, by posting time;
-day and week buckets are in the organization's timezone. ``pools`` is the caller's scope: the
-pools whose spend they may see.
-"""
+Every report first brings the entries and the rollup up to date with the ledger
+(``spend_entries_sync``), then sums in integer micro-units: whole local days of a range from
+the rollup, the rest of the range from the entries. Summed over any grouping, a report equals
+``ledger_spend`` of the same range to the micro-unit. Ranges are half-open, ``[start, end)``,
+by posting time; day and week buckets are in the organization's timezone. ``pools`` is the
+caller's scope: the pools whose spend they may see."""
 
 from __future__ import annotations
 
@@ -19,22 +20,30 @@ from zoneinfo import ZoneInfo
 
 from django.db import connection
 from django.db.models import (
-    BigIntegerField,
     CharField,
-    Count,
+    DateField,
     F,
-    Func,
     Q,
     QuerySet,
     Sum,
     Value,
-    Window,
 )
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Coalesce, TruncDay, TruncHour, TruncWeek
+from django.db.models.functions import Cast, Coalesce, TruncDate, TruncHour, TruncWeek
 
 from budgets.errors import InvalidInputError
-from budgets.models import Commit, CommitLink, Member, Organization, Period, Pool, SpendEntry, Team
+from budgets.models import (
+    Commit,
+    CommitLink,
+    Member,
+    Organization,
+    Period,
+    Pool,
+    SpendEntry,
+    SpendRollup,
+    Team,
+)
+from budgets.rollups import spend_grouped, spend_sources, spend_total
 from budgets.selectors import pool_balance_of
 from budgets.spend import TAG_COLUMNS, entries_for_sessions, spend_entries_sync
 from ledger.money import format_micros
@@ -65,12 +74,6 @@ def _measures() -> dict[str, Any]:
 def _entries(*, organization: Organization, pools: QuerySet[Pool]) -> QuerySet[SpendEntry]:
     spend_entries_sync()
     return SpendEntry.objects.filter(organization=organization, pool__in=pools.values("pk"))
-
-
-def _in_range(entries: QuerySet[SpendEntry], start: datetime, end: datetime) -> Any:
-    if start >= end:
-        raise InvalidInputError("The range's start must be before its end.")
-    return entries.filter(occurred_at__gte=start, occurred_at__lt=end)
 
 
 def _share(part: int, whole: int) -> str | None:
@@ -104,62 +107,44 @@ def spend_report(
     """Spend, calls and tokens in ``[start, end)`` grouped by dimensions and an optional day or
     week bucket, one page of ``limit`` groups from ``offset`` (the total covers every group).
     Raises InvalidInputError (unknown dimension or bucket, empty range)."""
-    entries = _in_range(_entries(organization=organization, pools=pools), start, end)
-    columns: dict[str, Any] = {}
+    # Per dimension: the expression over the rollup (None: it has no such column) and over
+    # the entries.
+    columns: dict[str, tuple[Any, Any]] = {}
     for dimension in group_by:
         if dimension in DIMENSIONS:
-            columns[dimension] = F(DIMENSIONS[dimension])
+            columns[dimension] = (F(DIMENSIONS[dimension]), F(DIMENSIONS[dimension]))
         elif dimension.startswith("tag:") and len(dimension) > 4:
-            columns[dimension] = Coalesce(
-                KeyTextTransform(dimension[4:], "tags"), _blank(), output_field=CharField()
-            )
+            tag = KeyTextTransform(dimension[4:], "tags")
+            columns[dimension] = (None, Coalesce(tag, _blank(), output_field=CharField()))
         else:
             raise InvalidInputError(f"Spend cannot be grouped by {dimension!r}.")
     if bucket is not None:
         if bucket not in BUCKETS:
             raise InvalidInputError("The bucket is day or week.")
-        trunc = TruncDay if bucket == "day" else TruncWeek
-        columns["bucket"] = trunc("occurred_at", tzinfo=ZoneInfo(organization.timezone))
-    # Aliases, not the dimensions' names: "team" or "model" would clash with the fields.
-    aliases = {f"group_{index}": column for index, column in enumerate(columns.values())}
-    names = dict(zip(aliases, columns, strict=True))
-    rows = []
+        zone = ZoneInfo(organization.timezone)
+        if bucket == "day":
+            columns["bucket"] = (F("day"), TruncDate("occurred_at", tzinfo=zone))
+        else:
+            week = Cast(TruncWeek("occurred_at", tzinfo=zone), DateField())
+            columns["bucket"] = (F("week"), week)
+    sources = spend_sources(
+        organization=organization, pools=pools, start=start, end=end,
+        whole_days=all(rollup is not None for rollup, _ in columns.values()),
+    )  # fmt: skip
+    rows: list[dict[str, Any]] = []
     row_count = 0
     if columns:
-        grouped = (
-            entries.annotate(**aliases)
-            .values(*aliases)
-            .annotate(**_measures())
-            # Evaluated after grouping: the number of groups, in the same pass as the page.
-            .annotate(row_count=Window(_GroupCount()))
-        )
-        page = list(grouped.order_by(*aliases)[offset : offset + limit])
-        row_count = page[0]["row_count"] if page else grouped.count()
-        for row in page:
-            rows.append(
-                {
-                    **{names[alias]: row[alias] for alias in aliases},
-                    **{k: int(row[k]) for k in MEASURES},
-                }
-            )
-    total = {k: int(v) for k, v in entries.aggregate(**_measures()).items()}
+        grouped = spend_grouped(sources, columns, measures=MEASURES, limit=limit, offset=offset)
+        rows, row_count = grouped.rows, grouped.row_count
     return SpendReport(
         currency=organization.currency,
         group_by=group_by,
         bucket=bucket,
         rows=rows,
-        total=total,
+        total=spend_total(sources, MEASURES),
         row_count=row_count,
         labels=_labels(group_by, rows),
     )
-
-
-class _GroupCount(Func):
-    """``COUNT(*)``, usable over a window: over a grouped query, the number of groups."""
-
-    template = "COUNT(*)"
-    window_compatible = True
-    output_field = BigIntegerField()
 
 
 def _blank() -> Any:
@@ -345,18 +330,23 @@ def outlier_report(
 ) -> OutlierReport:  # fmt: skip
     """The top spenders and pull requests in ``[start, end)``, and the PRs costing more than
     eight times their team's median PR. Raises InvalidInputError (empty range)."""
-    entries = _in_range(_entries(organization=organization, pools=pools), start, end)
-    top_members = list(
-        entries.exclude(member_id=None)
-        .values("member_id", username=F("member__user__username"))
-        .annotate(amount=Sum("amount"), calls=Sum("calls"))
-        .order_by("-amount", "member_id")[:limit]
+    sources = spend_sources(organization=organization, pools=pools, start=start, end=end)
+    members = spend_grouped(
+        sources.filter(Q(member__isnull=False)),
+        {"member_id": (F("member_id"), F("member_id"))}, measures=("amount", "calls"),
+    )  # fmt: skip
+    ranked = sorted(members.rows, key=lambda row: (-row["amount"], row["member_id"]))[:limit]
+    usernames = dict(
+        Member.objects.filter(pk__in=[row["member_id"] for row in ranked]).values_list(
+            "pk", "user__username"
+        )
     )
-    prs = list(
-        entries.exclude(pr="")
-        .values("team_id", "repo", "pr")
-        .annotate(amount=Sum("amount"), calls=Sum("calls"))
-    )
+    top_members = [{**row, "username": usernames[row["member_id"]]} for row in ranked]
+    prs = spend_grouped(
+        sources.filter(~Q(pr="")),
+        {name: (F(name), F(name)) for name in ("team_id", "repo", "pr")},
+        measures=("amount", "calls"),
+    ).rows
     by_pr: dict[tuple[str, str], int] = defaultdict(int)
     for row in prs:
         by_pr[(row["repo"], row["pr"])] += int(row["amount"])
@@ -387,26 +377,25 @@ def savings_report(
 ) -> list[dict[str, Any]]:
     """Measured savings per lever, team and period: the model downgrade's saving is the usage
     priced at the model requested minus the charge. Every visible team has a row, 0 included."""
-    entries = _in_range(
-        _entries(organization=organization, pools=pools), period.starts_at, period.ends_at
+    sources = spend_sources(
+        organization=organization, pools=pools, start=period.starts_at, end=period.ends_at
     )
     measured = {
         row["team_id"]: row
-        for row in entries.values("team_id").annotate(
-            total_saving=Coalesce(Sum("saving"), 0),
-            downgraded_calls=Count("pk", filter=Q(saving__gt=0)),
-            total_amount=Coalesce(Sum("amount"), 0),
-        )
-    }
+        for row in spend_grouped(
+            sources, {"team_id": (F("team_id"), F("team_id"))},
+            measures=("saving", "downgraded_calls", "amount"),
+        ).rows
+    }  # fmt: skip
     rows = []
     for team in teams.order_by("name"):
         found = measured.get(team.pk, {})
         rows.append(
             {
                 "lever": "model_downgrade", "team": team, "period": period,
-                "saving": int(found.get("total_saving", 0)),
-                "downgraded_calls": int(found.get("downgraded_calls", 0)),
-                "spent": int(found.get("total_amount", 0)),
+                "saving": found.get("saving", 0),
+                "downgraded_calls": found.get("downgraded_calls", 0),
+                "spent": found.get("amount", 0),
             }
         )  # fmt: skip
     return rows
@@ -417,15 +406,13 @@ def chargeback_report(
 ) -> list[dict[str, Any]]:
     """Spend per cost center in the period's range (teams without one, and the organization
     pool, under ""). Sums to the ledger's spend of the range."""
-    entries = _in_range(
-        _entries(organization=organization, pools=pools), period.starts_at, period.ends_at
+    sources = spend_sources(
+        organization=organization, pools=pools, start=period.starts_at, end=period.ends_at
     )
-    rows = (
-        entries.values(cost_center=Coalesce(F("team__cost_center"), _blank()))
-        .annotate(**_measures())
-        .order_by("cost_center")
-    )
-    return [{**row, **{k: int(row[k]) for k in MEASURES}} for row in rows]
+    cost_center = Coalesce(F("team__cost_center"), _blank())
+    return spend_grouped(
+        sources, {"cost_center": (cost_center, cost_center)}, measures=MEASURES
+    ).rows
 
 
 @dataclass(frozen=True)
@@ -485,11 +472,13 @@ by_authorization AS (
     FROM budgets_commitlink l JOIN merged m ON m.id = l.commit_id
     WHERE l.authorization_id IS NOT NULL
 ),
+sessions AS NOT MATERIALIZED (%s),
 entries AS NOT MATERIALIZED (%s),
--- Each line once per PR: by its session, or else by its authorization.
+-- Each line once per PR: by its session (summed per day and dimensions in the rollup, which
+-- holds every entry), or else by its authorization.
 lines AS (
-    SELECT k.repo, k.pr, e.team_id, e.amount
-    FROM by_session k JOIN entries e ON e.session_id = k.session_id
+    SELECT k.repo, k.pr, r.team_id, r.amount
+    FROM by_session k JOIN sessions r ON r.session_id = k.session_id
     UNION ALL
     SELECT k.repo, k.pr, e.team_id, e.amount
     FROM by_authorization k JOIN entries e ON e.authorization_id = k.authorization_id
@@ -518,12 +507,19 @@ def pr_cost_report(
         raise InvalidInputError("The range's start must be before its end.")
     # One statement: the links, the entries they reach (by the session index) and the sums
     # per PR stay in PostgreSQL; only the weekly rows come back.
-    entries = _entries(organization=organization, pools=pools).values(
-        "transfer_id", "team_id", "amount", "session_id", "authorization_id"
-    )
-    entries_sql, entries_params = entries.query.sql_with_params()
-    sql = _PULL_REQUEST_COST_SQL.replace("(%s),\n--", f"({entries_sql}),\n--", 1)
-    params = [organization.timezone, organization.pk, start, end, *entries_params]
+    entries = _entries(organization=organization, pools=pools)
+    lines = entries.values("transfer_id", "team_id", "amount", "session_id", "authorization_id")
+    sessions = SpendRollup.objects.filter(
+        organization=organization, pool__in=pools.values("pk")
+    ).values("team_id", "amount", "session_id")
+    entries_sql, entries_params = lines.query.sql_with_params()
+    sessions_sql, sessions_params = sessions.query.sql_with_params()
+    sql = _PULL_REQUEST_COST_SQL.replace(
+        "sessions AS NOT MATERIALIZED (%s)", f"sessions AS NOT MATERIALIZED ({sessions_sql})", 1
+    ).replace("entries AS NOT MATERIALIZED (%s)", f"entries AS NOT MATERIALIZED ({entries_sql})", 1)
+    params = [
+        organization.timezone, organization.pk, start, end, *sessions_params, *entries_params,
+    ]  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         found = cursor.fetchall()

@@ -14,16 +14,23 @@ visible when its transaction commits, so a watermark may only pass rows old enou
 transaction can still be holding an older id: ``SYNC_LAG`` (no ledger transaction lives that
 long; the gateway's are milliseconds). Rows newer than that are read again on the next sync
 and skipped by the primary key.
+
+In the same transaction the sync adds each new entry, once, to the rollup (``SpendRollup``:
+sums per organization, local day and dimensions), so the rollup always sums exactly the
+entries; an organization whose timezone changed has its rollup rebuilt from its entries first.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
@@ -32,9 +39,12 @@ from budgets.models import (
     AuthorizationStatus,
     Credential,
     CredentialKind,
+    Organization,
     Pool,
     PoolKind,
     SpendEntry,
+    SpendRollup,
+    SpendRollupZone,
     SpendSyncState,
 )
 from ledger.models import POSTING_PHASES, Transfer, TransferCode
@@ -85,6 +95,7 @@ def spend_entries_sync(*, now: datetime | None = None) -> int:
     added = 0
     with transaction.atomic():
         state, _ = SpendSyncState.objects.select_for_update().get_or_create(pk=1)
+        zones = _rollup_zones()
         accounts = _spend_accounts()
         spend_account_ids = Pool.objects.values("spend_account_id")
         cursor, watermark, settled = state.transfer_id, state.transfer_id, True
@@ -107,8 +118,17 @@ def spend_entries_sync(*, now: datetime | None = None) -> int:
             if not batch:
                 break
             entries = _entries(batch, accounts)
-            created = SpendEntry.objects.bulk_create(entries, ignore_conflicts=True)
-            added += len(created)
+            # Rows past the watermark are read again: enter (and roll up) only the new ones.
+            # Only this function writes entries, under the state row's lock, so this holds.
+            entered = set(
+                SpendEntry.objects.filter(
+                    transfer_id__in=[entry.transfer_id for entry in entries]
+                ).values_list("transfer_id", flat=True)
+            )
+            new = [entry for entry in entries if entry.transfer_id not in entered]
+            SpendEntry.objects.bulk_create(new)
+            spend_rollup_add(entries=new, zones=zones)
+            added += len(new)
             for row in batch:
                 settled = settled and row["created_at"] <= now - SYNC_LAG
                 if settled:
@@ -259,3 +279,99 @@ def entries_for_sessions(
         Q(session_id__in=[s for s in session_ids if s])
         | Q(authorization_id__in=list(authorization_ids))
     )
+
+
+# The rollup (``SpendRollup``): per organization, local day and combination of dimensions, the
+# sums of the entries. Maintained here, in the sync's transaction, from the entries it adds.
+ROLLUP_DIMENSIONS = (
+    "pool_id", "team_id", "member_id", "credential_kind", "model", "session_id", *TAG_COLUMNS,
+)  # fmt: skip
+ROLLUP_MEASURES = (
+    "amount", "calls", "input_tokens", "cached_input_tokens", "output_tokens", "saving",
+    "downgraded_calls", "entries",
+)  # fmt: skip
+_ROLLUP_COLUMNS = ("key", "organization_id", "day", "week", *ROLLUP_DIMENSIONS, *ROLLUP_MEASURES)
+
+
+def spend_rollup_day(*, occurred_at: datetime, zone: ZoneInfo) -> date:
+    """The rollup day of an entry: its local date in the organization's timezone."""
+    return occurred_at.astimezone(zone).date()
+
+
+def spend_rollup_add(*, entries: Iterable[SpendEntry], zones: dict[int, ZoneInfo]) -> int:
+    """Add entries (each exactly once: the caller enters them in the same transaction) to the
+    rollup; returns how many rollup rows it touched."""
+    sums: dict[tuple[Any, ...], list[int]] = {}
+    for entry in entries:
+        day = spend_rollup_day(occurred_at=entry.occurred_at, zone=zones[entry.organization_id])
+        key = (entry.organization_id, day, *(getattr(entry, name) for name in ROLLUP_DIMENSIONS))
+        measures = (
+            entry.amount, entry.calls, entry.input_tokens, entry.cached_input_tokens,
+            entry.output_tokens, entry.saving, 1 if entry.saving > 0 else 0, 1,
+        )  # fmt: skip
+        found = sums.get(key)
+        if found is None:
+            sums[key] = list(measures)
+        else:
+            for index, value in enumerate(measures):
+                found[index] += value
+    if not sums:
+        return 0
+    rows = []
+    for (organization_id, day, *dimensions), summed in sums.items():
+        digest = json.dumps([organization_id, day.isoformat(), *dimensions], separators=(",", ":"))
+        week = day - timedelta(days=day.weekday())
+        rows.append(
+            (
+                hashlib.sha256(digest.encode()).hexdigest(), organization_id, day, week,
+                *dimensions, *summed,
+            )
+        )  # fmt: skip
+    table = SpendRollup._meta.db_table
+    quote = connection.ops.quote_name
+    increments = ", ".join(
+        f"{quote(name)} = {table}.{quote(name)} + excluded.{quote(name)}"
+        for name in ROLLUP_MEASURES
+    )
+    sql = (
+        f"INSERT INTO {table} ({', '.join(quote(name) for name in _ROLLUP_COLUMNS)}) "
+        f"VALUES ({', '.join(['%s'] * len(_ROLLUP_COLUMNS))}) "
+        f"ON CONFLICT ({quote('key')}) DO UPDATE SET {increments}"
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+    return len(rows)
+
+
+def _rollup_zones() -> dict[int, ZoneInfo]:
+    """Each organization's timezone; an organization whose rollup was cut in another timezone
+    (or never cut) has it rebuilt from its entries first. Runs under the sync's lock."""
+    cut = dict(SpendRollupZone.objects.values_list("organization_id", "timezone"))
+    zones = {}
+    for organization_id, name in Organization.objects.values_list("pk", "timezone"):
+        zones[organization_id] = ZoneInfo(name)
+        if cut.get(organization_id) != name:
+            _rollup_rebuild(organization_id=organization_id, zone=zones[organization_id])
+            SpendRollupZone.objects.update_or_create(
+                organization_id=organization_id, defaults={"timezone": name}
+            )
+    return zones
+
+
+def _rollup_rebuild(*, organization_id: int, zone: ZoneInfo) -> None:
+    SpendRollup.objects.filter(organization_id=organization_id).delete()
+    foreign_keys = {"organization_id", "pool_id", "team_id", "member_id"}
+    fields = [
+        name.removesuffix("_id") if name in foreign_keys else name
+        for name in ("organization_id", *ROLLUP_DIMENSIONS)
+    ]
+    fields += ["occurred_at", "amount", "calls", "saving"]
+    fields += ["input_tokens", "cached_input_tokens", "output_tokens"]
+    batch: list[SpendEntry] = []
+    entries = SpendEntry.objects.filter(organization_id=organization_id).only(*fields)
+    for entry in entries.iterator(chunk_size=BATCH_SIZE):
+        batch.append(entry)
+        if len(batch) == BATCH_SIZE:
+            spend_rollup_add(entries=batch, zones={organization_id: zone})
+            batch = []
+    spend_rollup_add(entries=batch, zones={organization_id: zone})
