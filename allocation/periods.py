@@ -131,14 +131,11 @@ class CloseReport:
     is_closed: bool = False
 
 
-def period_close(
-    *, period: Period, now: datetime, dry_run: bool = False, fail_after: int | None = None
-) -> CloseReport:
+def period_close(*, period: Period, now: datetime, dry_run: bool = False) -> CloseReport:
     """Close an ended period: end its exemptions, roll each pool's unused balance over into its
     owner's next pool per the rollover policy and lapse the rest, and mark the period closed
     once nothing is pending. Safe to re-run: a later run sweeps what holds released since.
 
-    ``fail_after`` is for tests: raise after that many pools, as a crashed worker would stop.
     Raises PeriodNotEndedError, PeriodStateError.
     """
     period = Period.objects.select_related("organization").get(pk=period.pk)
@@ -161,9 +158,7 @@ def period_close(
         pool__period=period, status=ExemptionStatus.GRANTED
     ).order_by("pk"):
         exemption_end(exemption=exemption, now=now, actor=None)
-    for index, pool in enumerate(pools):
-        if fail_after is not None and index == fail_after:
-            raise RuntimeError(f"injected failure after {index} pools")
+    for pool in pools:
         move = _pool_sweep(pool=pool, next_period=next_period)
         if move is not None:
             report.moves.append(move)

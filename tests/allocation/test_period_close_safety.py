@@ -3,8 +3,11 @@ books come out identical to one uninterrupted run."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from allocation import periods
 from allocation.demo import DemoOrganization, demo_organization_create
 from allocation.models import RolloverMode, RolloverPolicy
 from allocation.periods import period_close
@@ -71,13 +74,25 @@ def test_the_same_close_run_twice_adds_nothing() -> None:
 
 
 @pytest.mark.django_db
-def test_a_close_interrupted_after_some_pools_then_rerun_matches_an_uninterrupted_one() -> None:
+def test_a_close_interrupted_after_some_pools_then_rerun_matches_an_uninterrupted_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     whole, crashed = twin("acme"), twin("globex")
     end = whole.period.ends_at
     period_close(period=whole.period, now=end)
+    sweep = periods._pool_sweep
+    swept: list[Pool] = []
 
-    with pytest.raises(RuntimeError, match="injected failure after 7 pools"):
-        period_close(period=crashed.period, now=end, fail_after=7)
+    def crashing_sweep(**kwargs: Any) -> Any:
+        if len(swept) == 7:
+            raise RuntimeError("injected failure after 7 pools")  # as a killed worker stops
+        swept.append(kwargs["pool"])
+        return sweep(**kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(periods, "_pool_sweep", crashing_sweep)
+        with pytest.raises(RuntimeError, match="injected failure after 7 pools"):
+            period_close(period=crashed.period, now=end)
     halfway = books(crashed)
     period_close(period=crashed.period, now=end)
 
