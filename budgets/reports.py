@@ -118,19 +118,18 @@ def spend_report(
             columns[dimension] = (None, Coalesce(tag, _blank(), output_field=CharField()))
         else:
             raise InvalidInputError(f"Spend cannot be grouped by {dimension!r}.")
-    if bucket is not None:
-        if bucket not in BUCKETS:
-            raise InvalidInputError("The bucket is day or week.")
-        zone = ZoneInfo(organization.timezone)
-        if bucket == "day":
-            columns["bucket"] = (F("day"), TruncDate("occurred_at", tzinfo=zone))
-        else:
-            week = Cast(TruncWeek("occurred_at", tzinfo=zone), DateField())
-            columns["bucket"] = (F("week"), week)
+    if bucket is not None and bucket not in BUCKETS:
+        raise InvalidInputError("The bucket is day or week.")
     sources = spend_sources(
         organization=organization, pools=pools, start=start, end=end,
         whole_days=all(rollup is not None for rollup, _ in columns.values()),
     )  # fmt: skip
+    # The entries' buckets in the rollup's timezone, so that both parts' days are the same.
+    if bucket == "day":
+        columns["bucket"] = (F("day"), TruncDate("occurred_at", tzinfo=sources.zone))
+    elif bucket == "week":
+        week = Cast(TruncWeek("occurred_at", tzinfo=sources.zone), DateField())
+        columns["bucket"] = (F("week"), week)
     rows: list[dict[str, Any]] = []
     row_count = 0
     if columns:

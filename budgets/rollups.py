@@ -28,7 +28,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from budgets.errors import InvalidInputError
-from budgets.models import Organization, Pool, SpendEntry, SpendRollup
+from budgets.models import Organization, Pool, SpendEntry, SpendRollup, SpendRollupZone
 from budgets.spend import spend_entries_sync
 
 #: Measures both sources can sum; ``downgraded_calls`` counts entries with a saving.
@@ -58,6 +58,7 @@ class SpendSources:
 
     rollup: QuerySet[SpendRollup] | None
     entries: QuerySet[SpendEntry]
+    zone: ZoneInfo  # the timezone of the rollup's days: buckets of the entries use it too
 
     def filter(self, condition: Q) -> SpendSources:
         """Both parts narrowed by a condition on columns both have (dimensions, not time)."""
@@ -76,7 +77,12 @@ def spend_sources(
     spend_entries_sync()
     scope = pools.values("pk")
     entries = SpendEntry.objects.filter(organization=organization, pool__in=scope)
-    zone = ZoneInfo(organization.timezone)
+    # The midnights the rollup was cut at (the sync just brought it to the organization's
+    # timezone), not those of an ``organization`` read before a change of timezone.
+    cut = SpendRollupZone.objects.filter(organization=organization).values_list(
+        "timezone", flat=True
+    )
+    zone = ZoneInfo(cut.first() or organization.timezone)
     first = start.astimezone(zone).date()
     if _midnight(first, zone) < start:
         first += timedelta(days=1)
@@ -88,7 +94,7 @@ def spend_sources(
     while first < last and not _plain_midnight(last, zone):
         last -= timedelta(days=1)
     if not whole_days or first >= last:
-        return SpendSources(None, entries.filter(occurred_at__gte=start, occurred_at__lt=end))
+        return SpendSources(None, entries.filter(occurred_at__gte=start, occurred_at__lt=end), zone)
     seam_start, seam_end = _midnight(first, zone), _midnight(last, zone)
     return SpendSources(
         rollup=SpendRollup.objects.filter(
@@ -98,6 +104,7 @@ def spend_sources(
             Q(occurred_at__gte=start, occurred_at__lt=seam_start)
             | Q(occurred_at__gte=seam_end, occurred_at__lt=end)
         ),
+        zone=zone,
     )
 
 

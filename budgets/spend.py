@@ -10,10 +10,11 @@ ledger alone; every report sums entries, and ``spend_entries_sync`` keeps exactl
 such transfer, so the two agree to the micro-unit.
 
 The sync reads transfers past a watermark. Ids are taken when a row is inserted but become
-visible when its transaction commits, so a watermark may only pass rows old enough that no
-transaction can still be holding an older id: ``SYNC_LAG`` (no ledger transaction lives that
-long; the gateway's are milliseconds). Rows newer than that are read again on the next sync
-and skipped by the primary key.
+visible when its transaction commits, so a watermark may only pass rows posted before every
+transaction still open (and writing) began, less ``SYNC_LAG`` for the clocks of app servers
+and database: a transaction open for minutes (a period close, an import) holds the watermark
+back, it never makes the sync skip its rows. Rows past the watermark are read again on the
+next sync and skipped by the primary key.
 
 In the same transaction the sync adds each new entry, once, to the rollup (``SpendRollup``:
 sums per organization, local day and dimensions), so the rollup always sums exactly the
@@ -95,6 +96,7 @@ def spend_entries_sync(*, now: datetime | None = None) -> int:
     added = 0
     with transaction.atomic():
         state, _ = SpendSyncState.objects.select_for_update().get_or_create(pk=1)
+        horizon = min(now, _oldest_open_write() or now) - SYNC_LAG
         zones = _rollup_zones()
         accounts = _spend_accounts()
         spend_account_ids = Pool.objects.values("spend_account_id")
@@ -130,13 +132,30 @@ def spend_entries_sync(*, now: datetime | None = None) -> int:
             spend_rollup_add(entries=new, zones=zones)
             added += len(new)
             for row in batch:
-                settled = settled and row["created_at"] <= now - SYNC_LAG
+                settled = settled and row["created_at"] <= horizon
                 if settled:
                     watermark = row["pk"]
             cursor = batch[-1]["pk"]
         state.transfer_id, state.synced_at = watermark, now
         state.save(update_fields=["transfer_id", "synced_at"])
     return added
+
+
+def _oldest_open_write() -> datetime | None:
+    """When the oldest other transaction still open in this database that has written began
+    (PostgreSQL; None when there is none, or on SQLite, whose one writer commits in id order).
+    Such a transaction may hold a transfer id below rows already visible, for any time: the
+    watermark stays before the rows posted after it began until it ends. Other roles'
+    transactions are hidden from an unprivileged role: the app and workers share one role."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL"
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def _entries(batch: list[dict[str, Any]], accounts: dict[int, _PoolFacts]) -> list[SpendEntry]:

@@ -9,11 +9,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 
 from allocation.demo import DemoOrganization
 from budgets.models import Organization, Pool, SpendEntry, SpendRollup, SpendRollupZone
-from budgets.rollups import spend_sources
+from budgets.rollups import spend_sources, spend_total
 from budgets.spend import ROLLUP_DIMENSIONS, SYNC_LAG, ledger_spend, spend_entries_sync
+from ledger.models import Transfer
+from ledger.services import transfer_reverse
 from tests.api.finance import client_for
 from tests.conftest import NOW
 from tests.spending import HAIKU, call, record
@@ -178,3 +181,47 @@ def test_a_changed_timezone_rebuilds_the_rollup(around_midnight: DemoOrganizatio
 def _micros(money: dict[str, str]) -> int:
     whole, _, fraction = money["amount"].partition(".")
     return int(whole) * 1_000_000 + int(fraction.ljust(6, "0"))
+
+
+def test_reversals_of_spend_are_negative_entries_in_the_rollup(
+    around_midnight: DemoOrganization,
+) -> None:
+    # Given one spend line reversed after it was entered, another before its first sync.
+    organization = around_midnight.organization
+    spend_accounts = Pool.objects.filter(organization=organization).values("spend_account_id")
+    lines = Transfer.objects.filter(credit_account_id__in=spend_accounts, phase="post")
+    first, second = lines.order_by("pk")[:2]
+    with time_machine.travel(NOW, tick=False):
+        transfer_reverse(transfer_id=first.pk)
+    spend_entries_sync(now=NOW + timedelta(hours=1))
+    with time_machine.travel(NOW, tick=False):
+        transfer_reverse(transfer_id=second.pk)
+
+    spend_entries_sync(now=NOW + timedelta(hours=1))
+
+    # Then each reversal is an entry of minus the line, rolled up on its own day.
+    assert rollup_rows() == entries_rolled_up(BERLIN)
+    start, end = MIDNIGHT - timedelta(days=3), NOW + SECOND
+    ledger = ledger_spend(organization_id=organization.pk, start=start, end=end)
+    assert ledger == 1_500_000 + 4 * 45_000 + 15_000 - first.amount - second.amount
+    pools = Pool.objects.filter(organization=organization)
+    sources = spend_sources(organization=organization, pools=pools, start=start, end=end)
+    assert spend_total(sources)["amount"] == ledger
+
+
+def test_a_range_is_cut_at_the_midnights_the_rollup_was_cut_at(
+    around_midnight: DemoOrganization,
+) -> None:
+    # Given an organization read before its timezone changed: the sync that the read starts
+    # with rebuilds the rollup in the new timezone.
+    organization = Organization.objects.get(pk=around_midnight.organization.pk)
+    spend_entries_sync(now=NOW + timedelta(hours=1))
+    Organization.objects.filter(pk=organization.pk).update(timezone="America/Los_Angeles")
+    pools = Pool.objects.filter(organization=organization)
+    start, end = MIDNIGHT - timedelta(days=2, hours=1), MIDNIGHT + timedelta(hours=5)
+
+    sources = spend_sources(organization=organization, pools=pools, start=start, end=end)
+
+    # Then whole days and edges meet at the rollup's midnights: nothing counted twice or missed.
+    ledger = ledger_spend(organization_id=organization.pk, start=start, end=end)
+    assert spend_total(sources)["amount"] == ledger
