@@ -13,7 +13,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -43,6 +43,7 @@ from budgets.models import (
     SpendRollup,
     Team,
 )
+from budgets.periods import zone
 from budgets.rollups import spend_grouped, spend_sources, spend_total
 from budgets.selectors import pool_balance_of
 from budgets.spend import TAG_COLUMNS, entries_for_sessions, spend_entries_sync
@@ -456,7 +457,7 @@ def commit_receipt(*, commit: Commit, pools: QuerySet[Pool]) -> Receipt:
 _PULL_REQUEST_COST_SQL = """
 WITH merged AS (
     SELECT c.id, c.repo, c.pr_number AS pr,
-           date_trunc('week', c.merged_at AT TIME ZONE %s)::date AS week
+           {week} AS week
     FROM budgets_commit c
     WHERE c.organization_id = %s AND c.is_merged AND c.pr_number IS NOT NULL
       AND c.merged_at >= %s AND c.merged_at < %s
@@ -496,6 +497,29 @@ ORDER BY p.week, coalesce(l.team_id, 0), l.repo
 """
 
 
+def _merge_week(
+    *, organization: Organization, start: datetime, end: datetime
+) -> tuple[str | None, list[Any]]:
+    """SQL for the Monday (local) of ``c.merged_at``'s week. PostgreSQL computes it; SQLite
+    (the embedded demo) has no time zones, so the weeks of the range's merged commits are
+    computed here and passed in (None: no merged commit in the range)."""
+    if connection.vendor == "postgresql":
+        return "date_trunc('week', c.merged_at AT TIME ZONE %s)::date", [organization.timezone]
+    tz = zone(organization.timezone)
+    merged = Commit.objects.filter(
+        organization=organization, is_merged=True, pr_number__isnull=False,
+        merged_at__gte=start, merged_at__lt=end,
+    ).values_list("pk", "merged_at")  # fmt: skip
+    params: list[Any] = []
+    for pk, merged_at in merged:
+        assert merged_at is not None  # filtered on its range
+        local = merged_at.astimezone(tz).date()
+        params += [pk, (local - timedelta(days=local.weekday())).isoformat()]
+    if not params:
+        return None, []
+    return "CASE c.id " + "WHEN %s THEN %s " * (len(params) // 2) + "END", params
+
+
 def pr_cost_report(
     *, organization: Organization, pools: QuerySet[Pool], start: datetime, end: datetime
 ) -> list[dict[str, Any]]:
@@ -513,17 +537,27 @@ def pr_cost_report(
     ).values("team_id", "amount", "session_id")
     entries_sql, entries_params = lines.query.sql_with_params()
     sessions_sql, sessions_params = sessions.query.sql_with_params()
-    sql = _PULL_REQUEST_COST_SQL.replace(
-        "sessions AS NOT MATERIALIZED (%s)", f"sessions AS NOT MATERIALIZED ({sessions_sql})", 1
-    ).replace("entries AS NOT MATERIALIZED (%s)", f"entries AS NOT MATERIALIZED ({entries_sql})", 1)
+    week_sql, week_params = _merge_week(organization=organization, start=start, end=end)
+    if week_sql is None:
+        return []
+    sql = (
+        _PULL_REQUEST_COST_SQL.replace("{week}", week_sql, 1)
+        .replace(
+            "sessions AS NOT MATERIALIZED (%s)", f"sessions AS NOT MATERIALIZED ({sessions_sql})", 1
+        )
+        .replace(
+            "entries AS NOT MATERIALIZED (%s)", f"entries AS NOT MATERIALIZED ({entries_sql})", 1
+        )
+    )
     params = [
-        organization.timezone, organization.pk, start, end, *sessions_params, *entries_params,
+        *week_params, organization.pk, start, end, *sessions_params, *entries_params,
     ]  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         found = cursor.fetchall()
     rows = []
-    for week, team, repo, merged_prs, amount in found:
+    for found_week, team, repo, merged_prs, amount in found:
+        week = date.fromisoformat(found_week) if isinstance(found_week, str) else found_week
         rows.append(
             {
                 "week": week, "team_id": team, "repo": repo, "merged_prs": int(merged_prs),
