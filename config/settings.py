@@ -122,6 +122,10 @@ SPECTACULAR_SETTINGS = {
         "PoolKindEnum": "budgets.models.PoolKind",
         "AlertKindEnum": "budgets.models.AlertKind",
     },
+    # Path ids (api/urls.py, IdConverter): 1 to 18 digits.
+    "PATH_CONVERTER_OVERRIDES": {
+        "id": {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999_999},
+    },
 }
 
 # The gateway's lookup caches share a version number here (budgets/cache.py): Redis across

@@ -218,3 +218,19 @@ def test_an_offset_postgresql_refuses_is_read_as_utc(acme: DemoOrganization) -> 
     assert (transfers.status_code, transfers.json()["count"]) == (200, 0)
     assert report.status_code == 200
     assert (overflow.status_code, overflow.json()["code"]) == (400, "invalid")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/pools/99999999999999999999999",
+        "/api/v1/plans/179733238241586774016/lines/409",
+        "/api/v1/alerts/9223372036854775808",
+    ],
+)
+def test_an_id_too_large_for_the_database_is_not_found(acme: DemoOrganization, path: str) -> None:
+    client = client_for(acme, "finance")
+
+    response = client.post(path, {}, format="json") if "lines" in path else client.get(path)
+
+    assert (response.status_code, response.json()["code"]) == (404, "not_found")
