@@ -29,6 +29,7 @@ from budgets.errors import (
     NotAllowedError,
     NotFoundError,
     PeriodNotOpenError,
+    SpendSyncBehindError,
     UnknownModelError,
 )
 from ledger.errors import (
@@ -57,6 +58,8 @@ _STATUS_BY_ERROR: dict[type[DomainError], int] = {
     PlanTotalTooSmallError: status.HTTP_409_CONFLICT,
     PeriodStateError: status.HTTP_409_CONFLICT,
     PeriodNotOpenError: status.HTTP_409_CONFLICT,
+    # The background sync is working through a backlog: retry (Retry-After says when).
+    SpendSyncBehindError: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 
 
@@ -67,7 +70,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             (code for error, code in _STATUS_BY_ERROR.items() if isinstance(exc, error)),
             status.HTTP_400_BAD_REQUEST,
         )
-        return Response({"code": exc.code, "message": exc.message}, status=http_status)
+        answer = Response({"code": exc.code, "message": exc.message}, status=http_status)
+        if http_status == status.HTTP_503_SERVICE_UNAVAILABLE:
+            answer["Retry-After"] = "5"
+        return answer
     if isinstance(exc, RequestDataTooBig):
         return Response(
             {"code": "too_large", "message": "The request body is too large."},

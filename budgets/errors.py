@@ -42,3 +42,10 @@ class NotFoundError(BudgetError):
 class InvalidStateError(BudgetError):
     code = "invalid_state"
     default_message = "The authorization is not in a state that allows this."
+
+
+class SpendSyncBehindError(BudgetError):
+    """Spend entries are further behind the ledger than a request catches up inline: the
+    background sync is working through it. Retry shortly."""
+
+    code = "spend_sync_behind"

@@ -46,7 +46,7 @@ from budgets.models import (
 from budgets.periods import zone
 from budgets.rollups import spend_grouped, spend_sources, spend_total
 from budgets.selectors import pool_balance_of
-from budgets.spend import TAG_COLUMNS, entries_for_sessions, spend_entries_sync
+from budgets.spend import TAG_COLUMNS, entries_for_sessions, spend_entries_catch_up
 from ledger.money import format_micros
 
 #: What spend can be grouped by; ``tag:<name>`` groups by any other tag.
@@ -73,7 +73,7 @@ def _measures() -> dict[str, Any]:
 
 
 def _entries(*, organization: Organization, pools: QuerySet[Pool]) -> QuerySet[SpendEntry]:
-    spend_entries_sync()
+    spend_entries_catch_up()
     return SpendEntry.objects.filter(organization=organization, pool__in=pools.values("pk"))
 
 

@@ -29,7 +29,7 @@ from django.db.models.functions import Coalesce
 
 from budgets.errors import InvalidInputError
 from budgets.models import Organization, Pool, SpendEntry, SpendRollup, SpendRollupZone
-from budgets.spend import spend_entries_sync
+from budgets.spend import spend_entries_catch_up
 
 #: Measures both sources can sum; ``downgraded_calls`` counts entries with a saving.
 MEASURES = (
@@ -74,7 +74,7 @@ def spend_sources(
     ``whole_days=False`` reads the entries alone. Raises InvalidInputError (empty range)."""
     if start >= end:
         raise InvalidInputError("The range's start must be before its end.")
-    spend_entries_sync()
+    spend_entries_catch_up()
     scope = pools.values("pk")
     entries = SpendEntry.objects.filter(organization=organization, pool__in=scope)
     # The midnights the rollup was cut at (the sync just brought it to the organization's

@@ -35,6 +35,7 @@ from django.db import connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from budgets.errors import SpendSyncBehindError
 from budgets.models import (
     Authorization,
     AuthorizationStatus,
@@ -89,11 +90,33 @@ def ledger_spend(*, organization_id: int, start: datetime, end: datetime) -> int
     return int(credited["total"] or 0) - int(debited["total"] or 0)
 
 
+#: A report catches up at most this many batches inline (50,000 transfers, a few seconds);
+#: more means the background sync is behind, and the report answers 503 until it is not.
+INLINE_MAX_BATCHES = 10
+
+
+def spend_entries_catch_up() -> int:
+    """What a report runs first: the sync, bounded. Keeps the progress it made.
+
+    Raises SpendSyncBehindError when more remains (the beat job works through a backlog)."""
+    added, caught_up = _sync(now=timezone.now(), max_batches=INLINE_MAX_BATCHES)
+    if not caught_up:
+        raise SpendSyncBehindError(
+            "Spend is being brought up to date with the ledger; retry in a few seconds."
+        )
+    return added
+
+
 def spend_entries_sync(*, now: datetime | None = None) -> int:
     """Add the entries of spend transfers not yet entered; returns how many it added. Safe to
     run at any time and concurrently (the state row's lock serializes runs)."""
-    now = now or timezone.now()
-    added = 0
+    added, _ = _sync(now=now or timezone.now(), max_batches=None)
+    return added
+
+
+def _sync(*, now: datetime, max_batches: int | None) -> tuple[int, bool]:
+    """(entries added, whether every transfer so far was read)."""
+    added, batches, caught_up = 0, 0, True
     with transaction.atomic():
         state, _ = SpendSyncState.objects.select_for_update().get_or_create(pk=1)
         horizon = min(now, _oldest_open_write() or now) - SYNC_LAG
@@ -119,6 +142,10 @@ def spend_entries_sync(*, now: datetime | None = None) -> int:
             ]  # fmt: skip
             if not batch:
                 break
+            if max_batches is not None and batches == max_batches:
+                caught_up = False
+                break
+            batches += 1
             entries = _entries(batch, accounts)
             # Rows past the watermark are read again: enter (and roll up) only the new ones.
             # Only this function writes entries, under the state row's lock, so this holds.
@@ -138,7 +165,7 @@ def spend_entries_sync(*, now: datetime | None = None) -> int:
             cursor = batch[-1]["pk"]
         state.transfer_id, state.synced_at = watermark, now
         state.save(update_fields=["transfer_id", "synced_at"])
-    return added
+    return added, caught_up
 
 
 def _oldest_open_write() -> datetime | None:

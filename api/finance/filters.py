@@ -30,7 +30,7 @@ from budgets.models import (
     Role,
     Team,
 )
-from budgets.spend import spend_entries_sync
+from budgets.spend import spend_entries_catch_up
 from ledger.models import Transfer, TransferCode, TransferPhase
 
 TAG_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -92,7 +92,7 @@ class TransferFilter(filters.FilterSet):
         return queryset.filter(Q(debit_account_id__in=pool) | Q(credit_account_id__in=pool))
 
     def filter_tag(self, queryset: QuerySet[Transfer], name: str, value: str) -> Any:
-        spend_entries_sync()  # tags live on the spend entries: bring them up to date first
+        spend_entries_catch_up()  # tags live on the spend entries: bring them up to date first
         return _tag_filter(queryset, "spend_entry__", value)
 
 

@@ -346,3 +346,25 @@ def test_a_cost_center_that_looks_like_a_formula_is_quoted_in_the_csv(
 
     rows = list(csv.DictReader(io.StringIO(download.content.decode())))
     assert rows[0]["cost_center"] == '\'=HYPERLINK("x")'
+
+
+def test_a_report_far_behind_the_ledger_answers_503_and_keeps_its_progress(
+    spent: DemoOrganization, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from budgets import spend as sync
+    from budgets.models import SpendEntry
+
+    monkeypatch.setattr(sync, "BATCH_SIZE", 2)
+    monkeypatch.setattr(sync, "INLINE_MAX_BATCHES", 1)
+    client = client_for(spent, "finance")
+
+    behind = client.get("/api/v1/reports/spend", RANGE)
+    entered = SpendEntry.objects.count()
+    while (answer := client.get("/api/v1/reports/spend", RANGE)).status_code == 503:
+        assert SpendEntry.objects.count() > entered  # each try moves the sync on
+        entered = SpendEntry.objects.count()
+
+    assert (behind.status_code, behind.json()["code"], behind["Retry-After"]) == (
+        503, "spend_sync_behind", "5",
+    )  # fmt: skip
+    assert micros(answer.json()["total"]["amount"]) == SCENARIO_TOTAL
