@@ -421,3 +421,60 @@ def _rollup_rebuild(*, organization_id: int, zone: ZoneInfo) -> None:
             spend_rollup_add(entries=batch, zones={organization_id: zone})
             batch = []
     spend_rollup_add(entries=batch, zones={organization_id: zone})
+
+
+def spend_verify() -> list[str]:
+    """What the read model disagrees with, as messages (empty: it agrees).
+
+    - Per organization, the entries of transfers up to the sync's watermark add up to the
+      ledger's spend of those same transfers (every posted transfer into or out of a pool's
+      spend account), to the micro-unit.
+    - Per pool, the rollup adds up to the entries (amount and calls).
+    """
+    problems: list[str] = []
+    watermark = SpendSyncState.objects.filter(pk=1).values_list("transfer_id", flat=True).first()
+    pools = Pool.objects.values("spend_account_id", "organization_id")
+    organization_of = {row["spend_account_id"]: row["organization_id"] for row in pools}
+    ledger: dict[int, int] = {}
+    posted = Transfer.objects.filter(phase__in=POSTING_PHASES, pk__lte=watermark or 0)
+    for side, sign in (("credit_account_id", 1), ("debit_account_id", -1)):
+        rows = (
+            posted.filter(**{f"{side}__in": list(organization_of)})
+            .values(side)
+            .annotate(total=Sum("amount"))
+        )
+        for row in rows:
+            organization = organization_of[row[side]]
+            ledger[organization] = ledger.get(organization, 0) + sign * int(row["total"])
+    entered = dict(
+        SpendEntry.objects.filter(transfer_id__lte=watermark or 0)
+        .values("organization_id")
+        .annotate(total=Sum("amount"))
+        .values_list("organization_id", "total")
+    )
+    for organization in sorted(set(ledger) | set(entered)):
+        if ledger.get(organization, 0) != int(entered.get(organization) or 0):
+            problems.append(
+                f"organization {organization}: the ledger's spend up to transfer {watermark} "
+                f"is {ledger.get(organization, 0)}, the entries add up to "
+                f"{int(entered.get(organization) or 0)}"
+            )
+    by_entries = {
+        row["pool_id"]: (int(row["amount"]), int(row["calls"]))
+        for row in SpendEntry.objects.values("pool_id").annotate(
+            amount=Sum("amount"), calls=Sum("calls")
+        )
+    }
+    by_rollup = {
+        row["pool_id"]: (int(row["amount"]), int(row["calls"]))
+        for row in SpendRollup.objects.values("pool_id").annotate(
+            amount=Sum("amount"), calls=Sum("calls")
+        )
+    }
+    for pool in sorted(set(by_entries) | set(by_rollup)):
+        if by_entries.get(pool, (0, 0)) != by_rollup.get(pool, (0, 0)):
+            problems.append(
+                f"pool {pool}: entries add up to {by_entries.get(pool, (0, 0))} (amount, calls), "
+                f"the rollup to {by_rollup.get(pool, (0, 0))}"
+            )
+    return problems

@@ -13,6 +13,7 @@ from allocation.demo import DemoOrganization, demo_organization_create
 from budgets.cache import clear_local, invalidate
 from budgets.models import ModelPrice
 from budgets.pricing import SHIPPED_PRICES, prices_load_file
+from budgets.spend import spend_verify
 from ledger.selectors import ledger_verify
 
 PASSWORD = "correct horse battery staple"
@@ -21,7 +22,9 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "ledger_unverified: the test breaks the books on purpose; skip ledger_verify"
+        "markers",
+        "ledger_unverified: the test breaks the books on purpose; skip ledger_verify and "
+        "spend_verify",
     )
 
 
@@ -34,6 +37,8 @@ def _books_balance_after_each_test(request: pytest.FixtureRequest) -> Iterator[N
         return
     report = ledger_verify()
     assert report.problems == []
+    # The spend read model (entries, rollup) agrees with the ledger as far as it has read.
+    assert spend_verify() == []
 
 
 @pytest.fixture(autouse=True)

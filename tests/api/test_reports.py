@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from django.db.models import F
 
 from allocation.demo import DemoOrganization
 from budgets.spend import ledger_spend, spend_entries_sync
@@ -368,3 +369,29 @@ def test_a_report_far_behind_the_ledger_answers_503_and_keeps_its_progress(
         503, "spend_sync_behind", "5",
     )  # fmt: skip
     assert micros(answer.json()["total"]["amount"]) == SCENARIO_TOTAL
+
+
+@pytest.mark.ledger_unverified
+def test_spend_verify_finds_entries_or_rollups_that_drift_from_the_ledger(
+    spent: DemoOrganization,
+) -> None:
+    from django.core.management import CommandError, call_command
+
+    from budgets.models import SpendEntry, SpendRollup
+    from budgets.spend import spend_verify
+
+    spend_entries_sync()
+    clean = spend_verify()
+    call_command("spend_verify")
+    SpendRollup.objects.filter(pk=SpendRollup.objects.order_by("pk").first().pk).update(  # type: ignore[union-attr]
+        amount=F("amount") + 1
+    )
+    rollup_off = spend_verify()
+    SpendEntry.objects.filter(pk=SpendEntry.objects.order_by("pk").first().pk).delete()  # type: ignore[union-attr]
+
+    assert clean == []
+    assert len(rollup_off) == 1
+    assert rollup_off[0].startswith("pool ")
+    assert any(problem.startswith("organization ") for problem in spend_verify())
+    with pytest.raises(CommandError, match="spend BROKEN"):
+        call_command("spend_verify")
