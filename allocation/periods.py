@@ -43,6 +43,7 @@ from allocation.owners import (
     owner_pool_get_or_create,
     parent_owner,
 )
+from allocation.services import transfer_requests_expire_for_period
 from budgets.models import (
     Organization,
     OrganizationAccount,
@@ -153,6 +154,7 @@ def period_close(*, period: Period, now: datetime, dry_run: bool = False) -> Clo
         report.pending_holds = _open_holds(pools)
         return report
     _period_mark(period=period, status=PeriodStatus.CLOSING)
+    transfer_requests_expire_for_period(period=period, now=now)
     next_period = period_next_get_or_create(period=period)
     for exemption in Exemption.objects.filter(
         pool__period=period, status=ExemptionStatus.GRANTED

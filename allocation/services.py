@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from allocation.errors import (
@@ -33,6 +34,7 @@ from budgets.errors import (
 from budgets.models import (
     Member,
     OrganizationAccount,
+    Period,
     PeriodStatus,
     Pool,
     PoolKind,
@@ -249,6 +251,23 @@ def transfer_requests_expire(*, now: datetime) -> int:
         expired += len(due)
         if len(due) < 200:
             return expired
+
+
+def transfer_requests_expire_for_period(*, period: Period, now: datetime) -> int:
+    """Expire the pending requests into or out of a period's pools (its close: a closing
+    period's pools take no transfers, so they could only wait for their expiry)."""
+    with transaction.atomic():
+        pending = list(
+            TransferRequest.objects.select_for_update(of=("self",))
+            .filter(status=TransferRequestStatus.PENDING)
+            .filter(Q(source__period=period) | Q(target__period=period))
+            .order_by("pk")
+        )
+        for request in pending:
+            request.status = TransferRequestStatus.EXPIRED
+            request.decided_at = now
+            request.save(update_fields=["status", "decided_at"])
+    return len(pending)
 
 
 def _ensure_decidable(*, request: TransferRequest, member: Member, now: datetime) -> None:

@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 
 from allocation.demo import DOLLAR, DemoOrganization
-from allocation.errors import PeriodNotEndedError, PeriodStateError
-from allocation.models import PoolSweep, RolloverMode, RolloverPolicy
+from allocation.errors import PeriodNotEndedError, PeriodStateError, RequestNotPendingError
+from allocation.models import PoolSweep, RolloverMode, RolloverPolicy, TransferRequest
 from allocation.owners import Owner, owner_pool
 from allocation.periods import period_close, period_open_scheduled, periods_due
 from allocation.planning import plan_approve, plan_line_set, plan_propose, plan_total_set
@@ -198,7 +198,7 @@ def test_now_is_before_the_period_start_in_its_timezone(acme: DemoOrganization) 
     assert periods_due(now=NOW) == ([], [])
 
 
-def test_a_pending_request_of_a_closing_period_is_not_approved(acme: DemoOrganization) -> None:
+def test_closing_expires_the_pending_requests_of_its_pools(acme: DemoOrganization) -> None:
     # platform-eng1 → product-eng1, $40: over the peer limit, so waiting for platform-lead.
     request = acme.requests[0]
     source, target = acme.pools["platform-eng1"], acme.pools["product-eng1"]
@@ -207,12 +207,24 @@ def test_a_pending_request_of_a_closing_period_is_not_approved(acme: DemoOrganiz
     hold_void(hold_id=hold)  # released after the sweep: the next round's to move
     before = (available(source), available(target), Transfer.objects.count())
 
+    with pytest.raises(RequestNotPendingError):
+        transfer_request_approve(request=request, approver=acme.members["platform-lead"])
+
+    request.refresh_from_db()
+    assert (request.status, request.decided_at) == ("expired", acme.period.ends_at)
+    assert set(TransferRequest.objects.values_list("status", flat=True)) == {"expired"}
+    assert (available(source), available(target), Transfer.objects.count()) == before
+
+
+def test_a_pending_request_of_a_closing_period_is_not_approved(acme: DemoOrganization) -> None:
+    request = acme.requests[0]
+    Period.objects.filter(pk=acme.period.pk).update(status="closing")  # mid-close
+
     with pytest.raises(PeriodNotOpenError):
         transfer_request_approve(request=request, approver=acme.members["platform-lead"])
 
     request.refresh_from_db()
     assert request.status == "pending"
-    assert (available(source), available(target), Transfer.objects.count()) == before
 
 
 def test_the_quarter_due_opens_when_later_ones_are_already_planned(acme: DemoOrganization) -> None:
