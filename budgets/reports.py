@@ -46,7 +46,12 @@ from budgets.models import (
 from budgets.periods import zone
 from budgets.rollups import spend_grouped, spend_sources, spend_total
 from budgets.selectors import pool_balance_of
-from budgets.spend import TAG_COLUMNS, entries_for_sessions, spend_entries_catch_up
+from budgets.spend import (
+    TAG_COLUMNS,
+    entries_for_sessions,
+    spend_entries_catch_up,
+    spend_snapshot,
+)
 from ledger.money import format_micros
 
 #: What spend can be grouped by; ``tag:<name>`` groups by any other tag.
@@ -94,6 +99,7 @@ class SpendReport:
     labels: dict[str, dict[Any, str]] = field(default_factory=dict)
 
 
+@spend_snapshot
 def spend_report(
     *,
     organization: Organization,
@@ -187,6 +193,7 @@ class AllocationRow:
         return _share(self.spent, self.allocated)
 
 
+@spend_snapshot
 def allocation_report(
     *, period: Period, pools: QuerySet[Pool]
 ) -> tuple[list[AllocationRow], list[AllocationRow]]:
@@ -250,6 +257,7 @@ class BurnReport:
     pools: list[PoolBurn]
 
 
+@spend_snapshot
 def burn_report(
     *, organization: Organization, period: Period, pools: QuerySet[Pool], at: datetime
 ) -> BurnReport:
@@ -324,6 +332,7 @@ class OutlierReport:
     expensive_prs: list[dict[str, Any]]  # above OUTLIER_FACTOR times their team's median PR
 
 
+@spend_snapshot
 def outlier_report(
     *, organization: Organization, pools: QuerySet[Pool], start: datetime, end: datetime,
     limit: int = 10,
@@ -372,6 +381,7 @@ def outlier_report(
     )  # fmt: skip
 
 
+@spend_snapshot
 def savings_report(
     *, organization: Organization, period: Period, pools: QuerySet[Pool], teams: QuerySet[Team]
 ) -> list[dict[str, Any]]:
@@ -401,6 +411,7 @@ def savings_report(
     return rows
 
 
+@spend_snapshot
 def chargeback_report(
     *, organization: Organization, period: Period, pools: QuerySet[Pool]
 ) -> list[dict[str, Any]]:
@@ -432,6 +443,7 @@ class Receipt:
         ]
 
 
+@spend_snapshot
 def commit_receipt(*, commit: Commit, pools: QuerySet[Pool]) -> Receipt:
     """The model mix, tokens and cost of the sessions and authorizations linked to a commit."""
     links = list(
@@ -520,6 +532,7 @@ def _merge_week(
     return "CASE c.id " + "WHEN %s THEN %s " * (len(params) // 2) + "END", params
 
 
+@spend_snapshot
 def pr_cost_report(
     *, organization: Organization, pools: QuerySet[Pool], start: datetime, end: datetime
 ) -> list[dict[str, Any]]:

@@ -23,12 +23,14 @@ entries; an organization whose timezone changed has its rollup rebuilt from its 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
@@ -95,10 +97,44 @@ def ledger_spend(*, organization_id: int, start: datetime, end: datetime) -> int
 INLINE_MAX_BATCHES = 10
 
 
+_in_snapshot: ContextVar[bool] = ContextVar("spend_snapshot", default=False)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def spend_snapshot(report: F) -> F:
+    """Run a report on one consistent view of the books: catch up first, then read everything
+    in one REPEATABLE READ, READ ONLY transaction on PostgreSQL (when no transaction is already
+    open), so a sync committing meanwhile cannot make its statements disagree (a total
+    against its rows). The report's own catch-ups inside are skipped: they ran just before.
+
+    Raises what the report raises, and SpendSyncBehindError."""
+
+    @functools.wraps(report)
+    def in_snapshot(*args: Any, **kwargs: Any) -> Any:
+        if _in_snapshot.get():
+            return report(*args, **kwargs)
+        spend_entries_catch_up()
+        isolate = connection.vendor == "postgresql" and not connection.in_atomic_block
+        token = _in_snapshot.set(True)
+        try:
+            with transaction.atomic():
+                if isolate:
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                return report(*args, **kwargs)
+        finally:
+            _in_snapshot.reset(token)
+
+    return cast(F, in_snapshot)
+
+
 def spend_entries_catch_up() -> int:
-    """What a report runs first: the sync, bounded. Keeps the progress it made.
+    """What a report runs first: the sync, bounded. Keeps the progress it made. Inside a
+    report's snapshot (``spend_snapshot``) it has run already and does nothing.
 
     Raises SpendSyncBehindError when more remains (the beat job works through a backlog)."""
+    if _in_snapshot.get():
+        return 0
     added, caught_up = _sync(now=timezone.now(), max_batches=INLINE_MAX_BATCHES)
     if not caught_up:
         raise SpendSyncBehindError(
