@@ -206,10 +206,6 @@ def alert_acknowledge(*, alert: Alert, member: Member) -> Alert:
 # --- the rules ---------------------------------------------------------------------------------
 
 
-def _money(micros: int, currency: str) -> str:
-    return format_micros(micros, currency)
-
-
 def _percent(share: Decimal) -> str:
     return f"{(share * 100).normalize():f}%"
 
@@ -235,8 +231,9 @@ def _thresholds(
                 found.append(Candidate(
                     kind=AlertKind.THRESHOLD, key=f"threshold:pool:{pool.pk}:{threshold}",
                     message=(
-                        f"{pool} has spent {_money(spent, currency)} of "
-                        f"{_money(budget, currency)}: past {_percent(threshold)} of its budget."
+                        f"{pool} has spent {format_micros(spent, currency)} of "
+                        f"{format_micros(budget, currency)}: "
+                        f"past {_percent(threshold)} of its budget."
                     ),
                     period=period, pool=pool,
                     details={"threshold": str(threshold), "spent": spent, "budget": budget},
@@ -246,8 +243,9 @@ def _thresholds(
             found.append(Candidate(
                 kind=AlertKind.THRESHOLD, key=f"threshold:org:{period.pk}:{threshold}",
                 message=(
-                    f"{period.organization} has spent {_money(org_spent, currency)} of "
-                    f"{_money(org_budget, currency)} in {period}: past {_percent(threshold)}."
+                    f"{period.organization} has spent {format_micros(org_spent, currency)} of "
+                    f"{format_micros(org_budget, currency)} in {period}: "
+                    f"past {_percent(threshold)}."
                 ),
                 period=period,
                 details={"threshold": str(threshold), "spent": org_spent, "budget": org_budget},
@@ -286,9 +284,9 @@ def _spend_days(
             found.append(Candidate(
                 kind=AlertKind.SPEND_DAY, key=f"spend_day:pool:{pool.pk}:{today.isoformat()}",
                 message=(
-                    f"{pool} spent {_money(spent_today, organization.currency)} today, "
+                    f"{pool} spent {format_micros(spent_today, organization.currency)} today, "
                     f"{(spent_today / average).quantize(Decimal('0.1'))}x its 7-day daily "
-                    f"average of {_money(int(average), organization.currency)}."
+                    f"average of {format_micros(int(average), organization.currency)}."
                 ),
                 period=pool.period, pool=pool,
                 details={"day": today.isoformat(), "spent": spent_today,
@@ -329,7 +327,7 @@ def _sessions(
                     key=f"session:pool:{pool_id}:{row['session_id']}",
                     message=(
                         f"Session {row['session_id']} of {pool} cost "
-                        f"{_money(row['cost'], organization.currency)} over {row['calls']} "
+                        f"{format_micros(row['cost'], organization.currency)} over {row['calls']} "
                         f"calls, {(row['cost'] / median).quantize(Decimal('0.1'))}x the pool's "
                         f"median session."
                     ),
@@ -358,8 +356,8 @@ def _calls(
             kind=AlertKind.CALL, key=f"call:{call.pk}",
             message=(
                 f"One call by {call.subject} on {call.model} cost "
-                f"{_money(call.charged, organization.currency)} (above "
-                f"{_money(settings.call_amount, organization.currency)})."
+                f"{format_micros(call.charged, organization.currency)} (above "
+                f"{format_micros(settings.call_amount, organization.currency)})."
             ),
             period=pool.period if pool else None, pool=pool,
             details={"authorization": str(call.pk), "charged": call.charged,

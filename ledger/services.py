@@ -107,23 +107,13 @@ def transfer_create(
     CurrencyMismatchError, InsufficientFundsError, IdempotencyConflictError.
     """
     code = TransferCode(code)
-    _ensure_positive(amount)
-    _ensure_distinct(debit_account_id, credit_account_id)
-    meta = dict(metadata or {})
-    request = _Request(
-        operation="transfer_create",
-        namespace=idempotency_namespace,
-        key=idempotency_key,
-        accounts=(debit_account_id, credit_account_id),
-        fields={
-            "debit": debit_account_id,
-            "credit": credit_account_id,
-            "amount": amount,
-            "currency": currency,
-            "code": code.value,
-            "metadata": meta,
-        },
-    )
+    request = _transfer_request(
+        operation="transfer_create", debit_account_id=debit_account_id,
+        credit_account_id=credit_account_id, amount=amount, currency=currency, code=code,
+        idempotency_key=idempotency_key, idempotency_namespace=idempotency_namespace,
+        metadata=metadata,
+    )  # fmt: skip
+    meta = request.fields["metadata"]
     is_overage = code == TransferCode.OVERAGE
 
     def execute() -> Transfer:
@@ -302,28 +292,47 @@ def _hold_request(
 ) -> _Request:
     """A hold's request, validated (hold_create's argument checks)."""
     code = TransferCode(code)
-    _ensure_positive(amount)
-    _ensure_distinct(debit_account_id, credit_account_id)
+    request = _transfer_request(
+        operation="hold_create", debit_account_id=debit_account_id,
+        credit_account_id=credit_account_id, amount=amount, currency=currency, code=code,
+        idempotency_key=idempotency_key, idempotency_namespace=idempotency_namespace,
+        metadata=metadata,
+        # The timeout, not the absolute expiry, so that a retry is the same request.
+        timeout_us=timeout // timedelta(microseconds=1),
+    )  # fmt: skip
     if not timedelta(0) < timeout <= MAX_HOLD_TIMEOUT:
         raise InvalidAmountError(f"A hold's timeout must be within (0, {MAX_HOLD_TIMEOUT}].")
     if code == TransferCode.OVERAGE:
         raise InvalidAmountError("An overage is recorded as a posted transfer, never held.")
+    return request
+
+
+def _transfer_request(
+    *,
+    operation: str,
+    debit_account_id: int,
+    credit_account_id: int,
+    amount: int,
+    currency: str,
+    code: TransferCode,
+    idempotency_key: str | None,
+    idempotency_namespace: str,
+    metadata: Mapping[str, Any] | None,
+    **extra: Any,
+) -> _Request:
+    """A transfer's or a hold's request, its amount and accounts checked."""
+    _ensure_positive(amount)
+    _ensure_distinct(debit_account_id, credit_account_id)
     return _Request(
-        operation="hold_create",
+        operation=operation,
         namespace=idempotency_namespace,
         key=idempotency_key,
         accounts=(debit_account_id, credit_account_id),
         fields={
-            "debit": debit_account_id,
-            "credit": credit_account_id,
-            "amount": amount,
-            "currency": currency,
-            "code": code.value,
-            # The timeout, not the absolute expiry, so that a retry is the same request.
-            "timeout_us": timeout // timedelta(microseconds=1),
-            "metadata": dict(metadata or {}),
+            "debit": debit_account_id, "credit": credit_account_id, "amount": amount,
+            "currency": currency, "code": code.value, **extra, "metadata": dict(metadata or {}),
         },
-    )
+    )  # fmt: skip
 
 
 def hold_post(

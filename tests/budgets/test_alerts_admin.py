@@ -139,10 +139,6 @@ def test_only_an_org_admin_resends_a_delivery(
 # --- the same over the API ------------------------------------------------------------------
 
 
-def api_for(member: Member) -> Client:
-    return client_for(member)
-
-
 @pytest.mark.parametrize(
     ("who", "visible"),
     [
@@ -155,7 +151,7 @@ def api_for(member: Member) -> Client:
 def test_the_api_lists_each_role_its_alerts(
     acme: DemoOrganization, alerts: dict[str, Alert], who: str, visible: set[str]
 ) -> None:
-    response = api_for(acme.members[who]).get("/api/v1/alerts")
+    response = client_for(acme.members[who]).get("/api/v1/alerts")
 
     assert response.status_code == 200
     assert {row["id"] for row in response.json()["results"]} == {
@@ -164,13 +160,13 @@ def test_the_api_lists_each_role_its_alerts(
 
 
 def test_acknowledge_over_the_api(acme: DemoOrganization, alerts: dict[str, Alert]) -> None:
-    lead = api_for(acme.members["platform-lead"])
+    lead = client_for(acme.members["platform-lead"])
     url = f"/api/v1/alerts/{alerts['platform'].pk}/acknowledge"
 
     first = lead.post(url, HTTP_IDEMPOTENCY_KEY="ack-1", content_type=JSON)
     replay = lead.post(url, HTTP_IDEMPOTENCY_KEY="ack-1", content_type=JSON)
     again = lead.post(url, HTTP_IDEMPOTENCY_KEY="ack-2", content_type=JSON)
-    engineer = api_for(acme.members["platform-eng1"]).post(
+    engineer = client_for(acme.members["platform-eng1"]).post(
         url, HTTP_IDEMPOTENCY_KEY="ack-3", content_type=JSON
     )
     foreign = lead.post(f"/api/v1/alerts/{alerts['globex'].pk}/acknowledge", content_type=JSON)
